@@ -1,0 +1,39 @@
+package objectstore
+
+import (
+	"errors"
+	"time"
+)
+
+// Domain errors. The S3 wire package maps each to its AWS error code; nothing
+// below it knows those codes.
+var (
+	ErrNoSuchBucket        = errors.New("bucket does not exist")
+	ErrNoSuchKey           = errors.New("key does not exist")
+	ErrNoSuchVersion       = errors.New("version does not exist")
+	ErrBucketExists        = errors.New("bucket name is taken")
+	ErrBucketOwnedByYou    = errors.New("bucket already owned by you")
+	ErrBucketNotEmpty      = errors.New("bucket is not empty")
+	ErrInvalidBucketName   = errors.New("invalid bucket name")
+	ErrInvalidKey          = errors.New("invalid object key")
+	ErrKeyTooLong          = errors.New("object key too long")
+	ErrInvalidVersionID    = errors.New("invalid version id")
+	ErrInvalidArgument     = errors.New("invalid argument")
+	ErrMethodNotAllowed    = errors.New("method not allowed on a delete marker")
+	ErrWrongRegion         = errors.New("bucket belongs to another region")
+	ErrMetadataTooLarge    = errors.New("metadata too large")
+	ErrInvalidBucketStatus = errors.New("invalid bucket state")
+)
+
+// DeleteMarkerError is returned when the version a request resolves to is a
+// delete marker: S3 answers such requests with the marker's identity in
+// headers. It wraps ErrNoSuchKey (no version named) or ErrMethodNotAllowed
+// (the marker named by version ID).
+type DeleteMarkerError struct {
+	Err          error
+	VersionID    string
+	LastModified time.Time
+}
+
+func (e *DeleteMarkerError) Error() string { return e.Err.Error() + " (delete marker)" }
+func (e *DeleteMarkerError) Unwrap() error { return e.Err }

@@ -1,0 +1,220 @@
+package objectstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bulwark/bulwark/internal/meta"
+)
+
+// ListInput selects keys as S3's ListObjects does. After is exclusive: the
+// V1 marker, the V2 start-after or the decoded continuation token.
+type ListInput struct {
+	Prefix    string
+	Delimiter string
+	After     string
+	MaxKeys   int
+}
+
+// ListResult is one page of a listing. Next is the last key or common prefix
+// returned, from which the next page starts.
+type ListResult struct {
+	Objects        []*Version
+	CommonPrefixes []string
+	IsTruncated    bool
+	Next           string
+}
+
+// lister walks a bucket's version index key by key, rolling keys that share
+// a prefix up to the delimiter into one common prefix and seeking past them,
+// so a page costs O(page) seeks however many keys the prefixes hide.
+type lister struct {
+	bucket    string
+	prefix    string
+	delimiter string
+	it        meta.Iterator
+	bp        []byte // bucket prefix
+}
+
+// commonPrefix returns the common prefix key rolls up to, or "".
+func (l *lister) commonPrefix(key string) string {
+	if l.delimiter == "" {
+		return ""
+	}
+	if i := strings.Index(key[len(l.prefix):], l.delimiter); i >= 0 {
+		return key[:len(l.prefix)+i+len(l.delimiter)]
+	}
+	return ""
+}
+
+// skipPrefix positions after every key starting with cp. Keys are UTF-8, so
+// no key byte is 0xff.
+func (l *lister) skipPrefix(cp string) ([]byte, []byte) {
+	return l.it.Seek(append(append(bytes.Clone(l.bp), cp...), 0xff))
+}
+
+func (l *lister) split(k []byte) (string, bool) {
+	if !hasPrefix(k, l.bp) || !strings.HasPrefix(string(k[len(l.bp):]), l.prefix) {
+		return "", false
+	}
+	key, _, ok := splitVersionKey(l.bucket, k)
+	return key, ok
+}
+
+// ListObjects lists the latest versions that are not delete markers.
+func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*ListResult, error) {
+	res := &ListResult{}
+	err := s.meta.View(ctx, func(tx meta.Tx) error {
+		if _, err := getBucket(tx, bucket); err != nil {
+			return err
+		}
+		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions), bp: bucketPrefix(bucket)}
+		start := keyPrefix(bucket, in.Prefix)
+		start = start[:len(start)-1]
+		if in.After != "" && in.After >= in.Prefix {
+			start = afterKey(bucket, in.After)
+		}
+		count := 0
+		for k, v := l.it.Seek(start); k != nil; {
+			key, ok := l.split(k)
+			if !ok {
+				break
+			}
+			if cp := l.commonPrefix(key); cp != "" {
+				if cp <= in.After {
+					k, v = l.skipPrefix(cp)
+					continue
+				}
+				if count == in.MaxKeys {
+					res.IsTruncated = true
+					break
+				}
+				res.CommonPrefixes = append(res.CommonPrefixes, cp)
+				res.Next, count = cp, count+1
+				k, v = l.skipPrefix(cp)
+				continue
+			}
+			ver, err := decodeVersion(bucket, k, v)
+			if err != nil {
+				return err
+			}
+			if !ver.DeleteMarker {
+				if count == in.MaxKeys {
+					res.IsTruncated = true
+					break
+				}
+				ver.IsLatest = true
+				res.Objects = append(res.Objects, ver)
+				res.Next, count = key, count+1
+			}
+			k, v = l.it.Seek(afterKey(bucket, key))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	return res, nil
+}
+
+// ListVersionsInput selects versions as S3's ListObjectVersions does.
+type ListVersionsInput struct {
+	Prefix          string
+	Delimiter       string
+	KeyMarker       string
+	VersionIDMarker string
+	MaxKeys         int
+}
+
+// ListVersionsResult is one page of versions and delete markers, each key's
+// versions newest first.
+type ListVersionsResult struct {
+	Versions            []*Version
+	CommonPrefixes      []string
+	IsTruncated         bool
+	NextKeyMarker       string
+	NextVersionIDMarker string
+}
+
+// ListVersions lists every version and delete marker.
+func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersionsInput) (*ListVersionsResult, error) {
+	if in.VersionIDMarker != "" && in.KeyMarker == "" {
+		return nil, fmt.Errorf("%w: a version-id marker needs a key marker", ErrInvalidArgument)
+	}
+	var markerID versionID
+	if in.VersionIDMarker != "" && in.VersionIDMarker != nullVersion {
+		var err error
+		if markerID, err = parseVersionID(in.VersionIDMarker); err != nil {
+			return nil, fmt.Errorf("%w: invalid version id marker %q", ErrInvalidArgument, in.VersionIDMarker)
+		}
+	}
+	res := &ListVersionsResult{}
+	err := s.meta.View(ctx, func(tx meta.Tx) error {
+		if _, err := getBucket(tx, bucket); err != nil {
+			return err
+		}
+		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions), bp: bucketPrefix(bucket)}
+		start := keyPrefix(bucket, in.Prefix)
+		start = start[:len(start)-1]
+		prevKey := "" // the key of the last version seen; its successors are not latest
+		seenPrev := false
+		switch {
+		case in.KeyMarker != "" && in.VersionIDMarker != "":
+			if in.VersionIDMarker == nullVersion {
+				nv, err := findNull(tx, bucket, in.KeyMarker)
+				if err != nil {
+					return err
+				}
+				if nv == nil {
+					return fmt.Errorf("%w: version id marker %q not found", ErrInvalidArgument, in.VersionIDMarker)
+				}
+				markerID = nv.id
+			}
+			start = append(versionKey(bucket, in.KeyMarker, markerID), 0)
+			prevKey, seenPrev = in.KeyMarker, true
+		case in.KeyMarker != "":
+			start = afterKey(bucket, in.KeyMarker)
+		}
+		count := 0
+		for k, v := l.it.Seek(start); k != nil; {
+			key, ok := l.split(k)
+			if !ok {
+				break
+			}
+			if cp := l.commonPrefix(key); cp != "" {
+				if cp <= in.KeyMarker {
+					k, v = l.skipPrefix(cp)
+					continue
+				}
+				if count == in.MaxKeys {
+					res.IsTruncated = true
+					break
+				}
+				res.CommonPrefixes = append(res.CommonPrefixes, cp)
+				res.NextKeyMarker, res.NextVersionIDMarker, count = cp, "", count+1
+				k, v = l.skipPrefix(cp)
+				continue
+			}
+			if count == in.MaxKeys {
+				res.IsTruncated = true
+				break
+			}
+			ver, err := decodeVersion(bucket, k, v)
+			if err != nil {
+				return err
+			}
+			ver.IsLatest = !(seenPrev && key == prevKey)
+			prevKey, seenPrev = key, true
+			res.Versions = append(res.Versions, ver)
+			res.NextKeyMarker, res.NextVersionIDMarker, count = key, ver.VersionID, count+1
+			k, v = l.it.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list versions: %w", err)
+	}
+	return res, nil
+}
