@@ -132,7 +132,7 @@ func TestVersioningTransitions(t *testing.T) {
 		t.Fatalf("feed length %d, want 8 (4 puts, 1 marker, 3 version deletes)", st.Length)
 	}
 	ch, _ := s.Changes(ctx, 0, 100)
-	if ch[4].Kind != ChangeDeleteMarker || ch[0].Kind != ChangePut || ch[7].Kind != ChangeDeleteVersion {
+	if ch[3].Kind != ChangeDeleteMarker || ch[0].Kind != ChangePut || ch[7].Kind != ChangeDeleteVersion {
 		t.Fatalf("change kinds: %+v", ch)
 	}
 }
