@@ -171,6 +171,7 @@ func (s *Store) commitVersion(ctx context.Context, v *Version) error {
 		v.id = s.ids.next(s.now())
 		v.LastModified = v.id.time().UTC()
 		v.Null = b.Versioning != VersioningEnabled
+		v.BucketVersioned = b.Versioning != ""
 		v.VersionID = v.id.String()
 		if v.Null {
 			v.VersionID = nullVersion
@@ -268,9 +269,18 @@ func (s *Store) dropBlobs(ctx context.Context, ids []string) {
 // resolve finds the version a read names: the latest when versionID is
 // empty, else the named one.
 func resolve(tx meta.Tx, bucket, key, vid string) (*Version, error) {
-	if _, err := getBucket(tx, bucket); err != nil {
+	b, err := getBucket(tx, bucket)
+	if err != nil {
 		return nil, err
 	}
+	v, err := resolveVersion(tx, bucket, key, vid)
+	if v != nil {
+		v.BucketVersioned = b.Versioning != ""
+	}
+	return v, err
+}
+
+func resolveVersion(tx meta.Tx, bucket, key, vid string) (*Version, error) {
 	if vid == "" {
 		p := keyPrefix(bucket, key)
 		k, val := tx.Iter(spaceVersions).Seek(p)

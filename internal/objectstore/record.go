@@ -22,6 +22,9 @@ type Version struct {
 	Key          string `json:"-"`
 	VersionID    string `json:"-"` // "null" for the null version
 	IsLatest     bool   `json:"-"`
+	// BucketVersioned is set when the bucket has had versioning enabled at
+	// some point, where S3 shows the null version's ID as "null".
+	BucketVersioned bool `json:"-"`
 	Null         bool   `json:"null,omitempty"`
 	DeleteMarker bool   `json:"dm,omitempty"`
 

@@ -149,6 +149,9 @@ type object struct {
 
 func (o *object) Size() int64 { return o.size }
 
+// File exposes the open file so that HTTP responses can use sendfile.
+func (o *object) OSFile() *os.File { return o.File }
+
 // Delete implements blob.Store. The directory is not synced: a deletion lost
 // in a crash leaves an orphan, which the sweeper collects.
 func (s *Store) Delete(ctx context.Context, id string) error {

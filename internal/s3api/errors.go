@@ -1,0 +1,203 @@
+package s3api
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/bulwark/bulwark/internal/checksum"
+	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/objectstore"
+	"github.com/bulwark/bulwark/internal/sigv4"
+)
+
+// APIError is an S3 error as the client sees it. Codes never change once
+// shipped: clients branch on them.
+type APIError struct {
+	Code    string
+	Message string
+	Status  int
+	// Header carries extra response headers (x-amz-delete-marker, ...).
+	Header http.Header
+	// Extra carries extra elements of the XML body, e.g. the region.
+	Extra []xmlField
+	err   error // the cause, for logs only
+}
+
+type xmlField struct {
+	XMLName xml.Name
+	Value   string `xml:",chardata"`
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+func (e *APIError) Unwrap() error { return e.err }
+
+func apiErr(code string, status int, msg string) *APIError {
+	return &APIError{Code: code, Status: status, Message: msg}
+}
+
+func errf(code string, status int, format string, args ...any) *APIError {
+	return apiErr(code, status, fmt.Sprintf(format, args...))
+}
+
+// Errors with fixed messages, as S3 words them.
+var (
+	errNoSuchBucket         = apiErr("NoSuchBucket", 404, "The specified bucket does not exist")
+	errNoSuchKey            = apiErr("NoSuchKey", 404, "The specified key does not exist.")
+	errNoSuchVersion        = apiErr("NoSuchVersion", 404, "The specified version does not exist.")
+	errBucketExists         = apiErr("BucketAlreadyExists", 409, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.")
+	errBucketOwnedByYou     = apiErr("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket succeeded and you already own it.")
+	errBucketNotEmpty       = apiErr("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
+	errInvalidBucketName    = apiErr("InvalidBucketName", 400, "The specified bucket is not valid.")
+	errMalformedXML         = apiErr("MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema")
+	errBadDigest            = apiErr("BadDigest", 400, "The Content-MD5 you specified did not match what we received.")
+	errInvalidDigest        = apiErr("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
+	errSHA256Mismatch       = apiErr("XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	errSignatureMismatch    = apiErr("SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+	errInvalidAccessKey     = apiErr("InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records.")
+	errAccessDenied         = apiErr("AccessDenied", 403, "Access Denied")
+	errExpired              = apiErr("AccessDenied", 403, "Request has expired")
+	errTimeSkewed           = apiErr("RequestTimeTooSkewed", 403, "The difference between the request time and the current time is too large.")
+	errIncompleteBody       = apiErr("IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header")
+	errEntityTooLarge       = apiErr("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size.")
+	errMethodNotAllowed     = apiErr("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
+	errNotImplemented       = apiErr("NotImplemented", 501, "A header or query you provided implies functionality that is not implemented.")
+	errMissingContentLength = apiErr("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
+	errInvalidRange         = apiErr("InvalidRange", 416, "The requested range is not satisfiable")
+	errPreconditionFailed   = apiErr("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold")
+	errKeyTooLong           = apiErr("KeyTooLongError", 400, "Your key is too long")
+	errMetadataTooLarge     = apiErr("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
+	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
+	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
+)
+
+// toAPIError maps an error from any layer to what the client sees. Anything
+// unknown is an internal error; its cause goes to the log, not the client.
+func toAPIError(err error) *APIError {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var dm *objectstore.DeleteMarkerError
+	if errors.As(err, &dm) {
+		base := errNoSuchKey
+		if errors.Is(err, objectstore.ErrMethodNotAllowed) {
+			base = errMethodNotAllowed
+		}
+		e := *base
+		e.Header = http.Header{}
+		e.Header.Set("x-amz-delete-marker", "true")
+		e.Header.Set("x-amz-version-id", dm.VersionID)
+		e.Header.Set("Last-Modified", dm.LastModified.UTC().Format(http.TimeFormat))
+		return &e
+	}
+	for _, m := range errorTable {
+		if errors.Is(err, m.err) {
+			e := *m.api
+			if m.detail {
+				e.Message = err.Error()
+			}
+			e.err = err
+			return &e
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e := *errIncompleteBody
+		e.Message = "The request was cancelled before it completed"
+		e.Code, e.Status = "RequestTimeout", 400
+		e.err = err
+		return &e
+	}
+	e := *errInternal
+	e.err = err
+	return &e
+}
+
+// errorTable maps domain and protocol errors to S3 errors. detail says the
+// error text is safe and more useful to the client than the fixed message.
+var errorTable = []struct {
+	err    error
+	api    *APIError
+	detail bool
+}{
+	{objectstore.ErrNoSuchBucket, errNoSuchBucket, false},
+	{objectstore.ErrNoSuchKey, errNoSuchKey, false},
+	{objectstore.ErrNoSuchVersion, errNoSuchVersion, false},
+	{objectstore.ErrBucketExists, errBucketExists, false},
+	{objectstore.ErrBucketOwnedByYou, errBucketOwnedByYou, false},
+	{objectstore.ErrBucketNotEmpty, errBucketNotEmpty, false},
+	{objectstore.ErrInvalidBucketName, errInvalidBucketName, true},
+	{objectstore.ErrInvalidKey, apiErr("InvalidArgument", 400, ""), true},
+	{objectstore.ErrKeyTooLong, errKeyTooLong, false},
+	{objectstore.ErrInvalidVersionID, apiErr("InvalidArgument", 400, "Invalid version id specified"), false},
+	{objectstore.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
+	{objectstore.ErrMetadataTooLarge, errMetadataTooLarge, false},
+	{objectstore.ErrWrongRegion, apiErr("IllegalLocationConstraintException", 400, ""), true},
+	{checksum.ErrBadDigest, errBadDigest, false},
+	{checksum.ErrInvalidDigest, errInvalidDigest, false},
+	{checksum.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
+	{checksum.ErrInvalidChecksum, apiErr("InvalidRequest", 400, ""), true},
+	{checksum.ErrIncompleteBody, errIncompleteBody, false},
+	{sigv4.ErrInvalidAccessKeyID, errInvalidAccessKey, false},
+	{sigv4.ErrSignatureDoesNotMatch, errSignatureMismatch, false},
+	{sigv4.ErrAuthorizationHeaderMalformed, apiErr("AuthorizationHeaderMalformed", 400, ""), true},
+	{sigv4.ErrAuthorizationQueryParametersError, apiErr("AuthorizationQueryParametersError", 400, ""), true},
+	{sigv4.ErrRequestExpired, errExpired, false},
+	{sigv4.ErrAccessDenied, apiErr("AccessDenied", 403, ""), true},
+	{sigv4.ErrRequestTimeTooSkewed, errTimeSkewed, false},
+	{sigv4.ErrContentSHA256Mismatch, errSHA256Mismatch, false},
+	{sigv4.ErrInvalidContentSHA256, apiErr("InvalidArgument", 400, ""), true},
+	{sigv4.ErrIncompleteBody, errIncompleteBody, false},
+	{sigv4.ErrMalformedChunk, apiErr("InvalidRequest", 400, ""), true},
+	{sigv4.ErrMalformedTrailer, apiErr("MalformedTrailerError", 400, "The request contained trailing data that was not well-formed or did not conform to our published schema."), false},
+	{sigv4.ErrInvalidRequest, apiErr("InvalidRequest", 400, ""), true},
+	{sigv4.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
+	{sigv4.ErrNotImplemented, errNotImplemented, true},
+	{iam.ErrAccessDenied, errAccessDenied, false},
+}
+
+type errorBody struct {
+	XMLName    xml.Name   `xml:"Error"`
+	Code       string     `xml:"Code"`
+	Message    string     `xml:"Message"`
+	BucketName string     `xml:"BucketName,omitempty"`
+	Key        string     `xml:"Key,omitempty"`
+	Extra      []xmlField `xml:",any"`
+	Resource   string     `xml:"Resource"`
+	RequestID  string     `xml:"RequestId"`
+	HostID     string     `xml:"HostId"`
+}
+
+// writeError renders err. HEAD responses carry no body, as in S3.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	e := toAPIError(err)
+	rq.status, rq.errCode = e.Status, e.Code
+	if e.Status >= 500 {
+		h.log.Error("request failed", "request_id", rq.id, "op", rq.op, "err", err)
+	} else if e.err != nil {
+		h.log.Debug("request refused", "request_id", rq.id, "op", rq.op, "code", e.Code, "err", e.err)
+	}
+	for k, vs := range e.Header {
+		w.Header()[k] = vs
+	}
+	if e.Code == "RequestTimeTooSkewed" {
+		e.Extra = append(e.Extra, xmlField{XMLName: xml.Name{Local: "ServerTime"}, Value: time.Now().UTC().Format(time.RFC3339)})
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(e.Status)
+		return
+	}
+	body := errorBody{
+		Code: e.Code, Message: e.Message, Extra: e.Extra,
+		BucketName: rq.bucket, Key: rq.key,
+		Resource: r.URL.Path, RequestID: rq.id, HostID: rq.hostID,
+	}
+	if e.Code != "NoSuchBucket" && e.Code != "NoSuchKey" && e.Code != "NoSuchVersion" && e.Code != "BucketNotEmpty" && e.Code != "BucketAlreadyExists" && e.Code != "BucketAlreadyOwnedByYou" {
+		body.BucketName, body.Key = "", ""
+	}
+	writeXML(w, e.Status, body)
+}

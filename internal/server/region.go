@@ -1,0 +1,206 @@
+// Package server wires a region together — metadata and blob stores, the
+// object store, the S3 API, metrics — and owns its lifecycle: open, serve,
+// graceful close. It is the one package that imports everything.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
+	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/objectstore"
+	"github.com/bulwark/bulwark/internal/s3api"
+	"github.com/bulwark/bulwark/internal/sigv4"
+)
+
+// Config configures one region.
+type Config struct {
+	Region  string
+	DataDir string
+	Listen  string // host:port; port 0 picks a free port
+	TLSCert string // PEM files; both empty serves plain HTTP
+	TLSKey  string
+	Keys    []iam.Key
+	// Domains for virtual-hosted-style requests; default "localhost".
+	Domains []string
+	Logger  *slog.Logger
+	// SweepInterval and SweepGrace drive the orphan blob sweeper; a blob
+	// younger than the grace period may belong to an upload in progress.
+	SweepInterval, SweepGrace time.Duration
+	// InlineLimit overrides objectstore.DefaultInlineLimit when non-zero.
+	InlineLimit int64
+}
+
+// Region is one running region.
+type Region struct {
+	cfg      Config
+	log      *slog.Logger
+	meta     *bolt.Store
+	Store    *objectstore.Store
+	Registry *prometheus.Registry
+	srv      *http.Server
+	ln       net.Listener
+	url      string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open opens the region's stores and sweeps blobs a previous crash left
+// unreferenced. It does not serve yet.
+func Open(ctx context.Context, cfg Config) (*Region, error) {
+	if cfg.Region == "" || cfg.DataDir == "" {
+		return nil, errors.New("open region: region and data directory are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Domains) == 0 {
+		cfg.Domains = []string{"localhost"}
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Hour
+	}
+	if cfg.SweepGrace == 0 {
+		cfg.SweepGrace = 24 * time.Hour
+	}
+	log := cfg.Logger.With("region", cfg.Region)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	}
+	m, err := bolt.Open(filepath.Join(cfg.DataDir, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	store := objectstore.New(objectstore.Config{Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit})
+	// Nothing is being written yet, so every unreferenced blob is an orphan.
+	if n, err := store.SweepOrphans(ctx, 0); err != nil {
+		m.Close()
+		return nil, err
+	} else if n > 0 {
+		log.Info("removed orphan blobs left by an interrupted run", "count", n)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bulwark_objectstore_feed_records",
+		Help: "Change records in the change feed not yet trimmed.",
+	}, func() float64 {
+		st, err := store.FeedStats(context.Background())
+		if err != nil {
+			return -1
+		}
+		return float64(st.Length)
+	}))
+	return &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg}, nil
+}
+
+// Handler returns the region's HTTP handler: the S3 API, and Prometheus
+// metrics on an unsigned GET /metrics (a signed request there is S3's, for a
+// bucket named "metrics").
+func (r *Region) Handler() http.Handler {
+	keys := iam.NewKeyring(r.cfg.Keys...)
+	api := s3api.New(s3api.Config{
+		Store:    r.Store,
+		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(keys), Regions: []string{r.cfg.Region}},
+		Keys:     keys,
+		Metrics:  s3api.NewMetrics(r.Registry),
+		Logger:   r.log,
+		Domains:  r.cfg.Domains,
+	})
+	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/metrics" && req.Method == http.MethodGet &&
+			req.Header.Get("Authorization") == "" && !strings.Contains(req.URL.RawQuery, "X-Amz-") {
+			metrics.ServeHTTP(w, req)
+			return
+		}
+		api.ServeHTTP(w, req)
+	})
+}
+
+// Start listens and serves in the background.
+func (r *Region) Start() error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", r.cfg.Listen, err)
+	}
+	scheme := "http"
+	if r.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(r.cfg.TLSCert, r.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		scheme = "https"
+	}
+	r.ln = ln
+	r.url = scheme + "://" + ln.Addr().String()
+	r.srv = &http.Server{
+		Handler:           r.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("serve", "err", err)
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace)
+	}()
+	r.log.Info("serving", "url", r.url)
+	return nil
+}
+
+// URL is the region's endpoint, once started.
+func (r *Region) URL() string { return r.url }
+
+// Close stops accepting requests, lets those in flight finish (until ctx
+// ends), stops background work and closes the stores.
+func (r *Region) Close(ctx context.Context) error {
+	var errs []error
+	if r.srv != nil {
+		if err := r.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+			r.srv.Close()
+		}
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if err := r.meta.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
