@@ -18,15 +18,15 @@ const (
 
 // Version is one version of an object, or a delete marker.
 type Version struct {
-	Bucket       string `json:"-"`
-	Key          string `json:"-"`
-	VersionID    string `json:"-"` // "null" for the null version
-	IsLatest     bool   `json:"-"`
+	Bucket    string `json:"-"`
+	Key       string `json:"-"`
+	VersionID string `json:"-"` // "null" for the null version
+	IsLatest  bool   `json:"-"`
 	// BucketVersioned is set when the bucket has had versioning enabled at
 	// some point, where S3 shows the null version's ID as "null".
 	BucketVersioned bool `json:"-"`
-	Null         bool   `json:"null,omitempty"`
-	DeleteMarker bool   `json:"dm,omitempty"`
+	Null            bool `json:"null,omitempty"`
+	DeleteMarker    bool `json:"dm,omitempty"`
 
 	Size         int64     `json:"size,omitempty"`
 	ETag         string    `json:"etag,omitempty"` // hex MD5, unquoted

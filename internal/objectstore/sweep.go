@@ -65,4 +65,3 @@ func (s *Store) RunSweeper(ctx context.Context, interval, grace time.Duration) {
 		}
 	}
 }
-

@@ -170,7 +170,6 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-
 // parseRange parses a single byte range. Syntax S3 does not understand (or
 // several ranges) means the whole object, as in S3; a range that starts past
 // the end is InvalidRange.
@@ -215,4 +214,3 @@ func parseRange(h string, size int64) (start, length int64, ranged bool, err err
 		return s, e - s + 1, true, nil
 	}
 }
-

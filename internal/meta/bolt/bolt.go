@@ -266,8 +266,8 @@ func (t *tx) Iter(space string) meta.Iterator {
 
 type emptyIter struct{}
 
-func (emptyIter) First() ([]byte, []byte)       { return nil, nil }
-func (emptyIter) Last() ([]byte, []byte)        { return nil, nil }
-func (emptyIter) Seek([]byte) ([]byte, []byte)  { return nil, nil }
-func (emptyIter) Next() ([]byte, []byte)        { return nil, nil }
-func (emptyIter) Prev() ([]byte, []byte)        { return nil, nil }
+func (emptyIter) First() ([]byte, []byte)      { return nil, nil }
+func (emptyIter) Last() ([]byte, []byte)       { return nil, nil }
+func (emptyIter) Seek([]byte) ([]byte, []byte) { return nil, nil }
+func (emptyIter) Next() ([]byte, []byte)       { return nil, nil }
+func (emptyIter) Prev() ([]byte, []byte)       { return nil, nil }
