@@ -107,6 +107,11 @@ func (r *Region) Client(t testing.TB, opts ...func(*s3.Options)) *s3.Client {
 
 // NewClient returns an S3 client for any endpoint.
 func NewClient(endpoint, region, ak, sk string, hc *http.Client, opts ...func(*s3.Options)) *s3.Client {
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: tr}
+	}
 	base := func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.Region = region
