@@ -1,0 +1,216 @@
+package s3api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bulwark/bulwark/internal/server/servertest"
+)
+
+// signed builds a request signed with the test root key. payloadHash is the
+// x-amz-content-sha256 value; "" means the body's real SHA-256.
+func signed(t *testing.T, method, url string, body []byte, payloadHash string, hdr map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if payloadHash == "" {
+		payloadHash = fmt.Sprintf("%x", sha256.Sum256(body))
+	}
+	req.Header.Set("x-amz-content-sha256", payloadHash)
+	creds := aws.Credentials{AccessKeyID: servertest.AccessKey, SecretAccessKey: servertest.SecretKey}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "s3", "us-west-2", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func do(t *testing.T, r *servertest.Region, req *http.Request) (int, string, http.Header) {
+	t.Helper()
+	resp, err := r.HTTPClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("x-amz-request-id") == "" {
+		t.Errorf("%s %s: no x-amz-request-id", req.Method, req.URL.Path)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func wantXMLError(t *testing.T, status int, body string, wantStatus int, code string) {
+	t.Helper()
+	if status != wantStatus || !strings.Contains(body, "<Code>"+code+"</Code>") || !strings.Contains(body, "<RequestId>") {
+		t.Fatalf("got %d %s, want %d %s", status, body, wantStatus, code)
+	}
+}
+
+func TestWireErrors(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "errs")
+	u := r.URL() + "/errs"
+
+	st, body, _ := do(t, r, signed(t, "PUT", u+"?versioning", []byte("<VersioningConfiguration><Status>Enabled"), "", nil))
+	wantXMLError(t, st, body, 400, "MalformedXML")
+	st, body, _ = do(t, r, signed(t, "PUT", u+"?versioning", []byte("<VersioningConfiguration><Status>Sometimes</Status></VersioningConfiguration>"), "", nil))
+	wantXMLError(t, st, body, 400, "MalformedXML")
+	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("actual body"), fmt.Sprintf("%x", sha256.Sum256([]byte("other body"))), nil))
+	wantXMLError(t, st, body, 400, "XAmzContentSHA256Mismatch")
+	st, body, _ = do(t, r, signed(t, "GET", u+"?replication", nil, "", nil))
+	wantXMLError(t, st, body, 501, "NotImplemented")
+	st, body, _ = do(t, r, signed(t, "POST", u+"/k?uploads", nil, "", nil))
+	wantXMLError(t, st, body, 501, "NotImplemented")
+	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("x"), "", map[string]string{"x-amz-copy-source": "/errs/other"}))
+	wantXMLError(t, st, body, 501, "NotImplemented")
+	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("x"), "", map[string]string{"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}))
+	wantXMLError(t, st, body, 400, "InvalidRequest")
+
+	// A declared size over the single-PUT limit is refused before any byte
+	// is read.
+	big := signed(t, "PUT", u+"/huge", nil, "UNSIGNED-PAYLOAD", nil)
+	big.ContentLength = 6 << 30
+	big.Body = io.NopCloser(io.LimitReader(zeroReader{}, 1<<20))
+	resp, err := r.HTTPClient(t).Do(big)
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantXMLError(t, resp.StatusCode, string(b), 400, "EntityTooLarge")
+	}
+
+	// Version listing, bucket deletion and key errors carry S3's names.
+	st, body, _ = do(t, r, signed(t, "GET", r.URL()+"/nosuchbucket?versions", nil, "", nil))
+	wantXMLError(t, st, body, 404, "NoSuchBucket")
+	if !strings.Contains(body, "<BucketName>nosuchbucket</BucketName>") {
+		t.Fatalf("NoSuchBucket without BucketName: %s", body)
+	}
+	st, body, _ = do(t, r, signed(t, "GET", u+"?max-keys=-1", nil, "", nil))
+	wantXMLError(t, st, body, 400, "InvalidArgument")
+	st, body, _ = do(t, r, signed(t, "GET", u+"?encoding-type=base64", nil, "", nil))
+	wantXMLError(t, st, body, 400, "InvalidArgument")
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestTruncatedUploadLeavesNoTrace cuts a PUT off mid-body: no object, no
+// blob, no change record may remain.
+func TestTruncatedUploadLeavesNoTrace(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "trunc")
+	before, _ := r.Store.FeedStats(ctx)
+
+	for _, size := range []int{10 << 10, 1 << 20} { // inline and blob paths
+		req := signed(t, "PUT", r.URL()+"/trunc/partial", nil, "UNSIGNED-PAYLOAD", nil)
+		req.ContentLength = int64(size)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(r.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Write the headers and half the body, then hang up.
+		var head bytes.Buffer
+		fmt.Fprintf(&head, "PUT /trunc/partial HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", req.Host, size)
+		for k, vs := range req.Header {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, vs[0])
+		}
+		head.WriteString("\r\n")
+		head.Write(make([]byte, size/2))
+		if _, err := conn.Write(head.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		conn.Close()
+	}
+	// The short Content-Length case: the server answers IncompleteBody.
+	time.Sleep(200 * time.Millisecond)
+	_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("trunc"), Key: aws.String("partial")})
+	wantCode(t, err, "NotFound", 404)
+	after, _ := r.Store.FeedStats(ctx)
+	if after.Last != before.Last {
+		t.Fatalf("change feed grew from %d to %d", before.Last, after.Last)
+	}
+	n := 0
+	_ = filepath.WalkDir(filepath.Join(r.Dir, "blobs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if n != 0 {
+		t.Fatalf("%d blob files left by truncated uploads", n)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "metered")
+	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("metered"), Key: aws.String("k"), Body: strings.NewReader("12345")}))
+	_, _ = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("metered"), Key: aws.String("missing")})
+	resp, err := r.HTTPClient(t).Get(r.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`bulwark_s3_requests_total{operation="PutObject",status="200"} 1`,
+		`bulwark_s3_requests_total{operation="GetObject",status="404"} 1`,
+		`bulwark_s3_request_duration_seconds_count{operation="CreateBucket"} 1`,
+		`bulwark_objectstore_feed_records 1`,
+		`bulwark_s3_received_bytes_total`,
+		`bulwark_s3_sent_bytes_total`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestVirtualHostedStyle addresses the bucket by host name, as SDKs do by
+// default.
+func TestVirtualHostedStyle(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(r.URL(), "http://"))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{}
+	tr.DialContext = func(ctx2 context.Context, network, addr string) (net.Conn, error) {
+		return dialer.DialContext(ctx2, network, "127.0.0.1:"+port) // *.localhost is loopback
+	}
+	c := servertest.NewClient("http://localhost:"+port, "us-west-2", servertest.AccessKey, servertest.SecretKey, &http.Client{Transport: tr}, func(o *s3.Options) {
+		o.UsePathStyle = false
+	})
+	createBucket(t, c, "vhost")
+	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("vhost"), Key: aws.String("dir/a b.txt"), Body: strings.NewReader("virtual")}))
+	if got, _ := getBody(t, c, &s3.GetObjectInput{Bucket: aws.String("vhost"), Key: aws.String("dir/a b.txt")}); got != "virtual" {
+		t.Fatalf("got %q", got)
+	}
+	// The same object by path style.
+	if got, _ := getBody(t, r.Client(t), &s3.GetObjectInput{Bucket: aws.String("vhost"), Key: aws.String("dir/a b.txt")}); got != "virtual" {
+		t.Fatalf("path style got %q", got)
+	}
+}
