@@ -1,7 +1,41 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/bulwark/bulwark/internal/bench"
+)
 
 func (m *Main) bench(ctx context.Context, args []string) error {
-	return nil
+	fs := m.flags("bench")
+	cfg := bench.Config{}
+	fs.StringVar(&cfg.Endpoint, "endpoint", "http://127.0.0.1:9000", "S3 endpoint URL")
+	fs.StringVar(&cfg.Region, "region", bench.DefaultRegion, "region to sign for")
+	fs.StringVar(&cfg.AccessKey, "access-key", m.Getenv("AWS_ACCESS_KEY_ID"), "access key (default $AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", m.Getenv("AWS_SECRET_ACCESS_KEY"), "secret key (default $AWS_SECRET_ACCESS_KEY)")
+	fs.StringVar(&cfg.Bucket, "bucket", "bench", "bucket to write to (created if missing)")
+	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix (default bench/<time>/)")
+	size := fs.String("size", "4KiB", "object size, e.g. 4KiB, 16MiB")
+	fs.IntVar(&cfg.Count, "count", 1000, "number of objects")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent requests")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "skip TLS certificate verification")
+	fs.StringVar(&cfg.CAFile, "ca-file", m.Getenv("AWS_CA_BUNDLE"), "PEM certificate to trust (default $AWS_CA_BUNDLE)")
+	fs.BoolVar(&cfg.Cleanup, "cleanup", true, "delete the objects afterwards")
+	fs.BoolVar(&cfg.Checksum, "checksum", false, "let the SDK add its default CRC32 to every PUT")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Size, err = bench.ParseSize(*size); err != nil {
+		return err
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return fmt.Errorf("no credentials: set -access-key and -secret-key or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	res, err := bench.Run(ctx, cfg)
+	if res != nil {
+		res.Print(m.Stdout)
+	}
+	return err
 }
