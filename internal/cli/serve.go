@@ -18,7 +18,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := startPprof(ctx, *pprofAddr); err != nil {
 		return err
 	}
 	if (*cert == "") != (*key == "") {

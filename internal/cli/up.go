@@ -18,7 +18,11 @@ func (m *Main) up(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "address of the first region's endpoint")
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a self-signed certificate kept in the data directory")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := startPprof(ctx, *pprofAddr); err != nil {
 		return err
 	}
 	log, err := m.logger(*logLevel)
