@@ -174,16 +174,17 @@ func (s *Store) commit(batch []*request) {
 		if failed >= 0 {
 			r := batch[failed]
 			batch = append(batch[:failed:failed], batch[failed+1:]...)
-			r.done <- s.db.Update(func(btx *bbolt.Tx) error {
+			err := s.db.Update(func(btx *bbolt.Tx) error {
 				return call(r.fn, &tx{btx: btx, writable: true})
 			})
 			s.count(1)
+			r.done <- err
 			continue
 		}
+		s.count(len(batch))
 		for _, r := range batch {
 			r.done <- err
 		}
-		s.count(len(batch))
 		return
 	}
 }
