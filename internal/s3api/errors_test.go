@@ -1,6 +1,7 @@
 package s3api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -212,5 +213,53 @@ func TestVirtualHostedStyle(t *testing.T) {
 	// The same object by path style.
 	if got, _ := getBody(t, r.Client(t), &s3.GetObjectInput{Bucket: aws.String("vhost"), Key: aws.String("dir/a b.txt")}); got != "virtual" {
 		t.Fatalf("path style got %q", got)
+	}
+}
+
+// TestIncompleteBody sends fewer bytes than Content-Length and half-closes
+// the connection: the answer is IncompleteBody and nothing is stored.
+func TestIncompleteBody(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "short")
+	req := signed(t, "PUT", r.URL()+"/short/k", nil, "UNSIGNED-PAYLOAD", nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, "PUT /short/k HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n", req.Host)
+	for k, vs := range req.Header {
+		fmt.Fprintf(&msg, "%s: %s\r\n", k, vs[0])
+	}
+	msg.WriteString("\r\n")
+	msg.WriteString(strings.Repeat("x", 50))
+	if _, err := conn.Write(msg.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	wantXMLError(t, resp.StatusCode, string(b), 400, "IncompleteBody")
+	_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("short"), Key: aws.String("k")})
+	wantCode(t, err, "NotFound", 404)
+}
+
+// TestAccountsAreSeparate: bucket names are shared by everyone, but another
+// account's buckets are neither listed nor creatable.
+func TestAccountsAreSeparate(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	other := servertest.NewClient(r.URL(), "us-west-2", servertest.OtherAccessKey, servertest.OtherSecretKey, r.HTTPClient(t))
+	createBucket(t, c, "taken")
+	_, err := other.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("taken")})
+	wantCode(t, err, "BucketAlreadyExists", 409)
+	lb := must[*s3.ListBucketsOutput](t)(other.ListBuckets(ctx, &s3.ListBucketsInput{}))
+	if len(lb.Buckets) != 0 || aws.ToString(lb.Owner.ID) != servertest.OtherAccountID {
+		t.Fatalf("other account lists %d buckets, owner %q", len(lb.Buckets), aws.ToString(lb.Owner.ID))
 	}
 }

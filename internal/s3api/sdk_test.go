@@ -262,6 +262,17 @@ func TestVersioningSemantics(t *testing.T) {
 	if len(lv.Versions) != 2 || len(lv.DeleteMarkers) != 1 || aws.ToString(lv.DeleteMarkers[0].VersionId) != "null" {
 		t.Fatalf("after suspended delete: %d versions %d markers", len(lv.Versions), len(lv.DeleteMarkers))
 	}
+	// Enabled again: new versions get IDs, the null delete marker stays in
+	// history under them.
+	must[*s3.PutBucketVersioningOutput](t)(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}))
+	p4 := must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("v4")}))
+	if v := aws.ToString(p4.VersionId); v == "" || v == "null" {
+		t.Fatalf("re-enabled put version %q", v)
+	}
+	lv = must[*s3.ListObjectVersionsOutput](t)(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: b}))
+	if len(lv.Versions) != 3 || len(lv.DeleteMarkers) != 1 || aws.ToBool(lv.DeleteMarkers[0].IsLatest) || !aws.ToBool(lv.Versions[0].IsLatest) {
+		t.Fatalf("after re-enabling: %d versions %d markers", len(lv.Versions), len(lv.DeleteMarkers))
+	}
 }
 
 // rawGet sends a presigned GET with a plain HTTP client, to see raw headers.

@@ -113,6 +113,16 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		}
 		return float64(st.Length)
 	}))
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "bulwark_meta_commits_total",
+			Help: "Durable metadata commits (each one fsync group).",
+		}, func() float64 { return float64(m.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "bulwark_meta_transactions_total",
+			Help: "Metadata transactions committed; divided by commits, the group commit factor.",
+		}, func() float64 { return float64(m.Stats().Transactions) }),
+	)
 	return &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg}, nil
 }
 

@@ -25,6 +25,11 @@ const (
 	AccountID = "111122223333"
 	AccessKey = "AKIATESTBULWARK00001"
 	SecretKey = "test-secret-key/with+chars0000000000000"
+
+	// A second account, for what one account must not see of another.
+	OtherAccountID = "444455556666"
+	OtherAccessKey = "AKIATESTBULWARK00002"
+	OtherSecretKey = "other-secret-key0000000000000000000000"
 )
 
 // Region is a running region under test.
@@ -55,7 +60,10 @@ func Start(t testing.TB, opts Options) *Region {
 		Region:  opts.Region,
 		DataDir: opts.Dir,
 		Listen:  "127.0.0.1:0",
-		Keys:    []iam.Key{iam.RootKey(AccountID, AccessKey, SecretKey)},
+		Keys: []iam.Key{
+			iam.RootKey(AccountID, AccessKey, SecretKey),
+			iam.RootKey(OtherAccountID, OtherAccessKey, OtherSecretKey),
+		},
 	}
 	tr := &Region{Dir: opts.Dir}
 	if opts.TLS {
