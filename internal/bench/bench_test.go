@@ -239,3 +239,10 @@ func printed(r *Result) string {
 	r.Print(&b)
 	return b.String()
 }
+
+func TestDiskBaseline(t *testing.T) {
+	rate, err := DiskBaseline(context.Background(), t.TempDir(), 4096, 200*time.Millisecond)
+	if err != nil || rate <= 0 {
+		t.Fatalf("baseline %v, %v", rate, err)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/bench"
 )
@@ -23,6 +24,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.CAFile, "ca-file", m.Getenv("AWS_CA_BUNDLE"), "PEM certificate to trust (default $AWS_CA_BUNDLE)")
 	fs.BoolVar(&cfg.Cleanup, "cleanup", true, "delete the objects afterwards")
 	fs.BoolVar(&cfg.Checksum, "checksum", false, "let the SDK add its default CRC32 to every PUT")
+	baseline := fs.String("baseline", "", "first measure a one-writer write+fsync loop of -size in this directory (put it on the server's disk) and report PUT as a ratio to it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -33,9 +35,19 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return fmt.Errorf("no credentials: set -access-key and -secret-key or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
+	var base float64
+	if *baseline != "" {
+		if base, err = bench.DiskBaseline(ctx, *baseline, cfg.Size, 3*time.Second); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "disk baseline: %.0f writes+fsyncs/s of %s, one writer\n", base, *size)
+	}
 	res, err := bench.Run(ctx, cfg)
 	if res != nil {
 		res.Print(m.Stdout)
+		if base > 0 && res.Put.OpsPerSec > 0 {
+			fmt.Fprintf(m.Stdout, "PUT = %.2fx the disk baseline\n", res.Put.OpsPerSec/base)
+		}
 	}
 	return err
 }
