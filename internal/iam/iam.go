@@ -1,10 +1,10 @@
 // Package iam knows who a request comes from and decides what it may do.
 //
-// This first version holds one account's root access keys and lets an
-// authenticated principal act on its own account's resources. Every S3
+// This first version holds root access keys of accounts and lets an
+// authenticated principal act on its own account's resources only. Every S3
 // request already passes through Authorize with its principal, action
-// (s3:PutObject, ...) and resource ARN, so policies slot in behind the same
-// call.
+// (s3:PutObject, ...), resource ARN and the resource's owning account, so
+// identity and bucket policies slot in behind the same call.
 package iam
 
 import (
@@ -33,6 +33,10 @@ type Request struct {
 	Principal *Principal
 	Action    string // e.g. "s3:GetObject"
 	Resource  string // e.g. "arn:aws:s3:::bucket/key"
+	// ResourceOwner is the account that owns the resource; empty for
+	// account-level actions (ListAllMyBuckets, CreateBucket) and for
+	// resources that do not exist.
+	ResourceOwner string
 }
 
 // Authorizer answers authorization questions.
@@ -40,15 +44,18 @@ type Authorizer interface {
 	Authorize(ctx context.Context, req *Request) error
 }
 
-// AuthenticatedOnly allows every authenticated principal and denies
-// anonymous requests. With a single account it is exactly the account's
-// root permissions.
-type AuthenticatedOnly struct{}
+// OwnerOnly is the root user's authority without any policy: an
+// authenticated principal may do anything to its own account's resources
+// and nothing to another's; anonymous requests are denied.
+type OwnerOnly struct{}
 
 // Authorize implements Authorizer.
-func (AuthenticatedOnly) Authorize(ctx context.Context, req *Request) error {
+func (OwnerOnly) Authorize(ctx context.Context, req *Request) error {
 	if req.Principal == nil {
 		return fmt.Errorf("%w: anonymous %s on %s", ErrAccessDenied, req.Action, req.Resource)
+	}
+	if req.ResourceOwner != "" && req.ResourceOwner != req.Principal.AccountID {
+		return fmt.Errorf("%w: %s may not %s on %s", ErrAccessDenied, req.Principal.ARN, req.Action, req.Resource)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
@@ -250,7 +251,7 @@ func TestIncompleteBody(t *testing.T) {
 }
 
 // TestAccountsAreSeparate: bucket names are shared by everyone, but another
-// account's buckets are neither listed nor creatable.
+// account's buckets are neither listed, creatable, readable nor writable.
 func TestAccountsAreSeparate(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
 	c := r.Client(t)
@@ -258,6 +259,20 @@ func TestAccountsAreSeparate(t *testing.T) {
 	createBucket(t, c, "taken")
 	_, err := other.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("taken")})
 	wantCode(t, err, "BucketAlreadyExists", 409)
+	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("taken"), Key: aws.String("private"), Body: strings.NewReader("mine")}))
+	// Without a policy granting it, another account gets nothing.
+	_, err = other.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("taken"), Key: aws.String("private")})
+	wantCode(t, err, "AccessDenied", 403)
+	_, err = other.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("taken"), Key: aws.String("intruder"), Body: strings.NewReader("x")})
+	wantCode(t, err, "AccessDenied", 403)
+	_, err = other.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("taken")})
+	wantCode(t, err, "AccessDenied", 403)
+	_, err = other.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String("taken")})
+	wantCode(t, err, "AccessDenied", 403)
+	_, err = other.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("taken"), VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+	wantCode(t, err, "AccessDenied", 403)
+	_, err = other.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("taken")})
+	wantCode(t, err, "Forbidden", 403)
 	lb := must[*s3.ListBucketsOutput](t)(other.ListBuckets(ctx, &s3.ListBucketsInput{}))
 	if len(lb.Buckets) != 0 || aws.ToString(lb.Owner.ID) != servertest.OtherAccountID {
 		t.Fatalf("other account lists %d buckets, owner %q", len(lb.Buckets), aws.ToString(lb.Owner.ID))

@@ -57,7 +57,7 @@ func New(cfg Config) *Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.authz == nil {
-		h.authz = iam.AuthenticatedOnly{}
+		h.authz = iam.OwnerOnly{}
 	}
 	h.hostID = newRequestID() + newRequestID()
 	return h
@@ -115,8 +115,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(cw, r, rq, err)
 		return
 	}
-	err = h.authz.Authorize(r.Context(), &iam.Request{Principal: rq.principal, Action: "s3:" + actionFor(op), Resource: resourceARN(bucket, key)})
-	if err != nil {
+	areq := &iam.Request{Principal: rq.principal, Action: "s3:" + actionFor(op), Resource: resourceARN(bucket, key)}
+	if bucket != "" && op != "CreateBucket" {
+		// A missing bucket has no owner; the operation then answers
+		// NoSuchBucket, as S3 does.
+		if b, err := h.store.Bucket(r.Context(), bucket); err == nil {
+			areq.ResourceOwner = b.Owner
+		}
+	}
+	if err := h.authz.Authorize(r.Context(), areq); err != nil {
 		h.writeError(cw, r, rq, err)
 		return
 	}
