@@ -70,6 +70,7 @@ var (
 	errPreconditionFailed   = apiErr("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold")
 	errKeyTooLong           = apiErr("KeyTooLongError", 400, "Your key is too long")
 	errMetadataTooLarge     = apiErr("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
+	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")
 	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
 	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
 )
@@ -104,11 +105,8 @@ func toAPIError(err error) *APIError {
 			return &e
 		}
 	}
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		e := *errIncompleteBody
-		e.Message = "The request was cancelled before it completed"
-		e.Code, e.Status = "RequestTimeout", 400
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		e := *errRequestTimeout
 		e.err = err
 		return &e
 	}

@@ -22,9 +22,6 @@ func (h *Handler) headObject(w http.ResponseWriter, r *http.Request, rq *request
 }
 
 func (h *Handler) readObject(w http.ResponseWriter, r *http.Request, rq *request, withBody bool) error {
-	if rq.query.Has("partNumber") {
-		return errNotImplemented
-	}
 	vid := rq.query.Get("versionId")
 	if rq.query.Has("versionId") && vid == "" {
 		return apiErr("InvalidArgument", 400, "Version id cannot be the empty string")
