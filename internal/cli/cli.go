@@ -96,6 +96,42 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// runFlags are the flags every command that runs regions shares.
+type runFlags struct {
+	data, logLevel, pprof *string
+}
+
+func addRunFlags(fs *flag.FlagSet) runFlags {
+	return runFlags{
+		data:     fs.String("data", "./bulwark-data", "data directory"),
+		logLevel: fs.String("log-level", "info", "debug, info, warn or error"),
+		pprof:    fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)"),
+	}
+}
+
+// prepare parses args and sets up what a running command needs: profiling
+// and the logger. check validates the parsed flags before anything is
+// written to the data directory.
+func (m *Main) prepare(ctx context.Context, fs *flag.FlagSet, rf runFlags, args []string, check func() error) (*slog.Logger, credentials, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, credentials{}, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, credentials{}, err
+		}
+	}
+	if err := startPprof(ctx, *rf.pprof); err != nil {
+		return nil, credentials{}, err
+	}
+	log, err := m.logger(*rf.logLevel)
+	if err != nil {
+		return nil, credentials{}, err
+	}
+	creds, err := m.loadCredentials(*rf.data)
+	return log, creds, err
+}
+
 func (m *Main) logger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {

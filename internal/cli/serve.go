@@ -13,31 +13,21 @@ import (
 func (m *Main) serve(ctx context.Context, args []string) error {
 	fs := m.flags("serve")
 	region := fs.String("region", "us-east-1", "region this process serves")
-	data := fs.String("data", "./bulwark-data", "data directory")
+	rf := addRunFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := startPprof(ctx, *pprofAddr); err != nil {
-		return err
-	}
-	if (*cert == "") != (*key == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	log, err := m.logger(*logLevel)
-	if err != nil {
-		return err
-	}
-	creds, err := m.loadCredentials(*data)
+	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
+		if (*cert == "") != (*key == "") {
+			return errors.New("-tls-cert and -tls-key go together")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	cfg := server.Config{
-		Region: *region, DataDir: *data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
+		Region: *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: []iam.Key{creds.key()}, Logger: log,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {

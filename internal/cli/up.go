@@ -14,22 +14,11 @@ const upRegion = "us-west-2"
 
 func (m *Main) up(ctx context.Context, args []string) error {
 	fs := m.flags("up")
-	data := fs.String("data", "./bulwark-data", "data directory")
+	rf := addRunFlags(fs)
+	data := rf.data
 	listen := fs.String("listen", "127.0.0.1:9000", "address of the first region's endpoint")
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a self-signed certificate kept in the data directory")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := startPprof(ctx, *pprofAddr); err != nil {
-		return err
-	}
-	log, err := m.logger(*logLevel)
-	if err != nil {
-		return err
-	}
-	creds, err := m.loadCredentials(*data)
+	log, creds, err := m.prepare(ctx, fs, rf, args, nil)
 	if err != nil {
 		return err
 	}

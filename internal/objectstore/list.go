@@ -36,6 +36,45 @@ type lister struct {
 	delimiter string
 	it        meta.Iterator
 	bp        []byte // bucket prefix
+
+	after     string // exclusive marker: prefixes up to it are skipped
+	max       int
+	count     int
+	truncated bool
+	prefixes  []string
+	next      string // the last key or prefix returned
+}
+
+// full reports, when there is another entry to return, whether the page
+// has no room left for it; the page is then truncated.
+func (l *lister) full() bool {
+	if l.count == l.max {
+		l.truncated = true
+		return true
+	}
+	return false
+}
+
+func (l *lister) add(key string) { l.next, l.count = key, l.count+1 }
+
+// rollUp handles a key under a common prefix: it records the prefix (unless
+// the marker is past it) and moves past every key under it. rolled is false
+// for a key outside any common prefix; stop means the page is full.
+func (l *lister) rollUp(key string) (k, v []byte, rolled, added, stop bool) {
+	cp := l.commonPrefix(key)
+	if cp == "" {
+		return nil, nil, false, false, false
+	}
+	if cp > l.after {
+		if l.full() {
+			return nil, nil, true, false, true
+		}
+		l.prefixes = append(l.prefixes, cp)
+		l.add(cp)
+		added = true
+	}
+	k, v = l.skipPrefix(cp)
+	return k, v, true, added, false
 }
 
 // commonPrefix returns the common prefix key rolls up to, or "".
@@ -70,30 +109,24 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*
 		if _, err := getBucket(tx, bucket); err != nil {
 			return err
 		}
-		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions), bp: bucketPrefix(bucket)}
+		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions),
+			bp: bucketPrefix(bucket), after: in.After, max: in.MaxKeys}
 		start := keyPrefix(bucket, in.Prefix)
 		start = start[:len(start)-1]
 		if in.After != "" && in.After >= in.Prefix {
 			start = afterKey(bucket, in.After)
 		}
-		count := 0
 		for k, v := l.it.Seek(start); k != nil; {
 			key, ok := l.split(k)
 			if !ok {
 				break
 			}
-			if cp := l.commonPrefix(key); cp != "" {
-				if cp <= in.After {
-					k, v = l.skipPrefix(cp)
-					continue
-				}
-				if count == in.MaxKeys {
-					res.IsTruncated = true
-					break
-				}
-				res.CommonPrefixes = append(res.CommonPrefixes, cp)
-				res.Next, count = cp, count+1
-				k, v = l.skipPrefix(cp)
+			nk, nv, rolled, _, stop := l.rollUp(key)
+			if stop {
+				break
+			}
+			if rolled {
+				k, v = nk, nv
 				continue
 			}
 			ver, err := decodeVersion(bucket, k, v)
@@ -101,16 +134,16 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*
 				return err
 			}
 			if !ver.DeleteMarker {
-				if count == in.MaxKeys {
-					res.IsTruncated = true
+				if l.full() {
 					break
 				}
 				ver.IsLatest = true
 				res.Objects = append(res.Objects, ver)
-				res.Next, count = key, count+1
+				l.add(key)
 			}
 			k, v = l.it.Seek(afterKey(bucket, key))
 		}
+		res.CommonPrefixes, res.IsTruncated, res.Next = l.prefixes, l.truncated, l.next
 		return nil
 	})
 	if err != nil {
@@ -155,7 +188,8 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 		if _, err := getBucket(tx, bucket); err != nil {
 			return err
 		}
-		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions), bp: bucketPrefix(bucket)}
+		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions),
+			bp: bucketPrefix(bucket), after: in.KeyMarker, max: in.MaxKeys}
 		start := keyPrefix(bucket, in.Prefix)
 		start = start[:len(start)-1]
 		prevKey := "" // the key of the last version seen; its successors are not latest
@@ -177,28 +211,23 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 		case in.KeyMarker != "":
 			start = afterKey(bucket, in.KeyMarker)
 		}
-		count := 0
 		for k, v := l.it.Seek(start); k != nil; {
 			key, ok := l.split(k)
 			if !ok {
 				break
 			}
-			if cp := l.commonPrefix(key); cp != "" {
-				if cp <= in.KeyMarker {
-					k, v = l.skipPrefix(cp)
-					continue
+			nk, nv, rolled, added, stop := l.rollUp(key)
+			if stop {
+				break
+			}
+			if rolled {
+				if added {
+					res.NextVersionIDMarker = ""
 				}
-				if count == in.MaxKeys {
-					res.IsTruncated = true
-					break
-				}
-				res.CommonPrefixes = append(res.CommonPrefixes, cp)
-				res.NextKeyMarker, res.NextVersionIDMarker, count = cp, "", count+1
-				k, v = l.skipPrefix(cp)
+				k, v = nk, nv
 				continue
 			}
-			if count == in.MaxKeys {
-				res.IsTruncated = true
+			if l.full() {
 				break
 			}
 			ver, err := decodeVersion(bucket, k, v)
@@ -208,9 +237,11 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 			ver.IsLatest = !(seenPrev && key == prevKey)
 			prevKey, seenPrev = key, true
 			res.Versions = append(res.Versions, ver)
-			res.NextKeyMarker, res.NextVersionIDMarker, count = key, ver.VersionID, count+1
+			res.NextVersionIDMarker = ver.VersionID
+			l.add(key)
 			k, v = l.it.Next()
 		}
+		res.CommonPrefixes, res.IsTruncated, res.NextKeyMarker = l.prefixes, l.truncated, l.next
 		return nil
 	})
 	if err != nil {
