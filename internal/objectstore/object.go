@@ -61,6 +61,7 @@ type PutInput struct {
 	CacheControl       string
 	Expires            string
 	Metadata           map[string]string
+	Tags               map[string]string
 	StorageClass       string
 }
 
@@ -96,6 +97,7 @@ func (s *Store) PutObject(ctx context.Context, in *PutInput) (*Version, error) {
 		CacheControl:       in.CacheControl,
 		Expires:            in.Expires,
 		Metadata:           in.Metadata,
+		Tags:               in.Tags,
 	}
 	if err := s.writeData(ctx, v, cr, in.Size); err != nil {
 		return nil, fmt.Errorf("put object %q: %w", in.Key, err)

@@ -86,11 +86,12 @@ const (
 
 // Bucket is a bucket's record.
 type Bucket struct {
-	Name       string    `json:"name"`
-	Region     string    `json:"region"`
-	Owner      string    `json:"owner"`
-	Created    time.Time `json:"created"`
-	Versioning string    `json:"versioning,omitempty"`
+	Name       string            `json:"name"`
+	Region     string            `json:"region"`
+	Owner      string            `json:"owner"`
+	Created    time.Time         `json:"created"`
+	Versioning string            `json:"versioning,omitempty"`
+	Tags       map[string]string `json:"tags,omitempty"`
 }
 
 // ValidateBucketName applies AWS's rules for general purpose bucket names.

@@ -41,6 +41,7 @@ type Version struct {
 	CacheControl       string            `json:"cache,omitempty"`
 	Expires            string            `json:"expires,omitempty"`
 	Metadata           map[string]string `json:"meta,omitempty"`
+	Tags               map[string]string `json:"tags,omitempty"`
 
 	ChecksumAlgorithm string `json:"ckalg,omitempty"`
 	Checksum          string `json:"ck,omitempty"` // base64
@@ -136,6 +137,7 @@ const (
 	ChangePut           ChangeKind = "put"            // a new version with data
 	ChangeDeleteMarker  ChangeKind = "delete-marker"  // a delete marker was added
 	ChangeDeleteVersion ChangeKind = "delete-version" // a version was removed for good
+	ChangeTags          ChangeKind = "tags"           // a version's tags were replaced or removed
 )
 
 // Change is one record of the change feed.

@@ -235,63 +235,126 @@ func hasSubresource(q url.Values) bool {
 // route picks the operation. It returns a nil handler for operations that
 // are not implemented.
 func (h *Handler) route(r *http.Request, rq *request) (string, handlerFunc) {
-	q := rq.query
-	has := func(k string) bool { _, ok := q[k]; return ok }
 	switch {
 	case rq.bucket == "":
-		if r.Method == http.MethodGet && !hasSubresource(q) {
+		if r.Method == http.MethodGet && !hasSubresource(rq.query) {
 			return "ListBuckets", h.listBuckets
 		}
 		return "Unknown", nil
 	case rq.key == "":
-		switch r.Method {
-		case http.MethodPut:
-			switch {
-			case has("versioning"):
-				return "PutBucketVersioning", h.putBucketVersioning
-			case !hasSubresource(q):
-				return "CreateBucket", h.createBucket
-			}
-		case http.MethodHead:
-			return "HeadBucket", h.headBucket
-		case http.MethodDelete:
-			if !hasSubresource(q) {
-				return "DeleteBucket", h.deleteBucket
-			}
-		case http.MethodGet:
-			switch {
-			case has("location"):
-				return "GetBucketLocation", h.getBucketLocation
-			case has("versioning"):
-				return "GetBucketVersioning", h.getBucketVersioning
-			case has("versions"):
-				return "ListObjectVersions", h.listObjectVersions
-			case q.Get("list-type") == "2" && !hasSubresource(q):
-				return "ListObjectsV2", h.listObjectsV2
-			case !hasSubresource(q):
-				return "ListObjects", h.listObjects
-			}
-		}
-		return "Unknown", nil
+		return h.bucketRoute(r, rq.query)
 	default:
-		if hasSubresource(q) {
-			return "Unknown", nil
+		return h.objectRoute(r, rq.query)
+	}
+}
+
+func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFunc) {
+	has := func(k string) bool { _, ok := q[k]; return ok }
+	plain := !hasSubresource(q)
+	switch r.Method {
+	case http.MethodPut:
+		switch {
+		case has("versioning"):
+			return "PutBucketVersioning", h.putBucketVersioning
+		case has("tagging"):
+			return "PutBucketTagging", h.putBucketTagging
+		case plain:
+			return "CreateBucket", h.createBucket
 		}
-		switch r.Method {
-		case http.MethodPut:
-			if r.Header.Get("x-amz-copy-source") != "" {
-				return "CopyObject", nil
-			}
+	case http.MethodHead:
+		return "HeadBucket", h.headBucket
+	case http.MethodDelete:
+		switch {
+		case has("tagging"):
+			return "DeleteBucketTagging", h.deleteBucketTagging
+		case plain:
+			return "DeleteBucket", h.deleteBucket
+		}
+	case http.MethodPost:
+		if has("delete") {
+			return "DeleteObjects", h.deleteObjects
+		}
+	case http.MethodGet:
+		switch {
+		case has("location"):
+			return "GetBucketLocation", h.getBucketLocation
+		case has("versioning"):
+			return "GetBucketVersioning", h.getBucketVersioning
+		case has("tagging"):
+			return "GetBucketTagging", h.getBucketTagging
+		case has("versions"):
+			return "ListObjectVersions", h.listObjectVersions
+		case has("uploads"):
+			return "ListMultipartUploads", h.listMultipartUploads
+		case q.Get("list-type") == "2" && plain:
+			return "ListObjectsV2", h.listObjectsV2
+		case plain:
+			return "ListObjects", h.listObjects
+		}
+	}
+	return "Unknown", nil
+}
+
+func (h *Handler) objectRoute(r *http.Request, q url.Values) (string, handlerFunc) {
+	has := func(k string) bool { _, ok := q[k]; return ok }
+	copySource := r.Header.Get("x-amz-copy-source") != ""
+	switch r.Method {
+	case http.MethodPut:
+		switch {
+		case has("tagging"):
+			return "PutObjectTagging", h.putObjectTagging
+		case has("uploadId") && has("partNumber") && copySource:
+			return "UploadPartCopy", h.uploadPartCopy
+		case has("uploadId") && has("partNumber"):
+			return "UploadPart", h.uploadPart
+		case hasSubresource(q):
+		case copySource:
+			return "CopyObject", h.copyObject
+		default:
 			return "PutObject", h.putObject
-		case http.MethodGet:
-			return "GetObject", h.getObject
-		case http.MethodHead:
-			return "HeadObject", h.headObject
-		case http.MethodDelete:
+		}
+	case http.MethodPost:
+		switch {
+		case has("uploads"):
+			return "CreateMultipartUpload", h.createMultipartUpload
+		case has("uploadId"):
+			return "CompleteMultipartUpload", h.completeMultipartUpload
+		}
+	case http.MethodGet, http.MethodHead:
+		op, fn := "GetObject", h.getObject
+		if r.Method == http.MethodHead {
+			op, fn = "HeadObject", h.headObject
+		}
+		switch {
+		case has("tagging") && r.Method == http.MethodGet:
+			return "GetObjectTagging", h.getObjectTagging
+		case has("uploadId") && r.Method == http.MethodGet:
+			return "ListParts", h.listParts
+		case !hasSubresource(q), len(q) > 0 && onlyPartNumber(q):
+			return op, fn
+		}
+	case http.MethodDelete:
+		switch {
+		case has("tagging"):
+			return "DeleteObjectTagging", h.deleteObjectTagging
+		case has("uploadId"):
+			return "AbortMultipartUpload", h.abortMultipartUpload
+		case !hasSubresource(q):
 			return "DeleteObject", h.deleteObject
 		}
-		return "Unknown", nil
 	}
+	return "Unknown", nil
+}
+
+// onlyPartNumber reports whether partNumber is the only subresource, as in
+// a GetObject or HeadObject of one part.
+func onlyPartNumber(q url.Values) bool {
+	for _, s := range subresources {
+		if _, ok := q[s]; ok && s != "partNumber" {
+			return false
+		}
+	}
+	return true
 }
 
 const xmlNS = "http://s3.amazonaws.com/doc/2006-03-01/"
