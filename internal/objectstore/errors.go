@@ -23,6 +23,22 @@ var (
 	ErrWrongRegion         = errors.New("bucket belongs to another region")
 	ErrMetadataTooLarge    = errors.New("metadata too large")
 	ErrInvalidBucketStatus = errors.New("invalid bucket state")
+	ErrInvalidRequest      = errors.New("invalid request")
+	ErrMalformedRequest    = errors.New("malformed request")
+	ErrNoSuchUpload        = errors.New("multipart upload does not exist")
+	ErrInvalidPart         = errors.New("part not found or its ETag does not match")
+	ErrInvalidPartOrder    = errors.New("parts are not in ascending order")
+	ErrEntityTooSmall      = errors.New("part smaller than the minimum allowed size")
+	ErrChecksumMismatch    = errors.New("checksum mismatch")
+)
+
+// Errors of tagging and copying.
+var (
+	ErrInvalidTag           = errors.New("invalid tag")
+	ErrTooManyTags          = errors.New("too many tags")
+	ErrCopyToItself         = errors.New("copy onto itself changes nothing")
+	ErrCopyFromDeleteMarker = errors.New("copy source names a delete marker")
+	ErrCopySourceTooLarge   = errors.New("copy source too large")
 )
 
 // DeleteMarkerError is returned when the version a request resolves to is a

@@ -165,34 +165,40 @@ func (s *Store) writeData(ctx context.Context, v *Version, r io.Reader, size int
 func (s *Store) commitVersion(ctx context.Context, v *Version) error {
 	var garbage []string
 	err := s.meta.Update(ctx, func(tx meta.Tx) error {
-		garbage = garbage[:0]
-		b, err := getBucket(tx, v.Bucket)
-		if err != nil {
-			return err
-		}
-		v.id = s.ids.next(s.now())
-		v.LastModified = v.id.time().UTC()
-		v.Null = b.Versioning != VersioningEnabled
-		v.BucketVersioned = b.Versioning != ""
-		v.VersionID = v.id.String()
-		if v.Null {
-			v.VersionID = nullVersion
-			old, err := removeNullVersion(tx, v.Bucket, v.Key)
-			if err != nil {
-				return err
-			}
-			garbage = append(garbage, old...)
-		}
-		kind := ChangePut
-		if v.DeleteMarker {
-			kind = ChangeDeleteMarker
-		}
-		return insertVersion(tx, v, kind)
+		var err error
+		garbage, err = s.placeVersion(tx, v)
+		return err
 	})
 	if err == nil {
 		s.dropBlobs(ctx, garbage)
 	}
 	return err
+}
+
+// placeVersion makes v the newest version of its key inside tx, following
+// the bucket's versioning state, and returns the blobs that became garbage.
+func (s *Store) placeVersion(tx meta.Tx, v *Version) ([]string, error) {
+	b, err := getBucket(tx, v.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	v.id = s.ids.next(s.now())
+	v.LastModified = v.id.time().UTC()
+	v.Null = b.Versioning != VersioningEnabled
+	v.BucketVersioned = b.Versioning != ""
+	v.VersionID = v.id.String()
+	var garbage []string
+	if v.Null {
+		v.VersionID = nullVersion
+		if garbage, err = removeNullVersion(tx, v.Bucket, v.Key); err != nil {
+			return nil, err
+		}
+	}
+	kind := ChangePut
+	if v.DeleteMarker {
+		kind = ChangeDeleteMarker
+	}
+	return garbage, insertVersion(tx, v, kind)
 }
 
 func insertVersion(tx meta.Tx, v *Version, kind ChangeKind) error {
@@ -204,8 +210,8 @@ func insertVersion(tx meta.Tx, v *Version, kind ChangeKind) error {
 	if err := tx.Put(spaceVersions, vk, raw); err != nil {
 		return err
 	}
-	if v.BlobID != "" {
-		if err := tx.Put(spaceBlobRefs, []byte(v.BlobID), vk); err != nil {
+	for _, id := range v.blobIDs() {
+		if err := tx.Put(spaceBlobRefs, []byte(id), vk); err != nil {
 			return err
 		}
 	}
@@ -229,13 +235,13 @@ func deleteVersionRecord(tx meta.Tx, v *Version) ([]string, error) {
 	if err := tx.Delete(spaceVersions, versionKey(v.Bucket, v.Key, v.id)); err != nil {
 		return nil, err
 	}
-	if v.BlobID == "" {
-		return nil, nil
+	ids := v.blobIDs()
+	for _, id := range ids {
+		if err := tx.Delete(spaceBlobRefs, []byte(id)); err != nil {
+			return nil, err
+		}
 	}
-	if err := tx.Delete(spaceBlobRefs, []byte(v.BlobID)); err != nil {
-		return nil, err
-	}
-	return []string{v.BlobID}, nil
+	return ids, nil
 }
 
 // findNull scans the key's versions for the null version. Keys rarely hold
@@ -355,6 +361,9 @@ func (s *Store) GetObject(ctx context.Context, bucket, key, versionID string) (*
 		v, err := s.HeadObject(ctx, bucket, key, versionID)
 		if err != nil {
 			return nil, nil, err
+		}
+		if len(v.Parts) > 0 {
+			return v, newPartsBody(ctx, s.blobs, v.Parts), nil
 		}
 		if v.BlobID == "" {
 			return v, inlineBody{bytes.NewReader(v.inline)}, nil

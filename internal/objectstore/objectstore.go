@@ -211,8 +211,8 @@ func (s *Store) ListBuckets(ctx context.Context, owner string) ([]Bucket, error)
 	return out, err
 }
 
-// DeleteBucket deletes an empty bucket: one with no versions and no delete
-// markers left.
+// DeleteBucket deletes an empty bucket: one with no versions, no delete
+// markers and no multipart uploads left.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	return s.meta.Update(ctx, func(tx meta.Tx) error {
 		if _, err := getBucket(tx, name); err != nil {
@@ -221,6 +221,11 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 		p := bucketPrefix(name)
 		if k, _ := tx.Iter(spaceVersions).Seek(p); k != nil && hasPrefix(k, p) {
 			return fmt.Errorf("%w: %s", ErrBucketNotEmpty, name)
+		}
+		// Parts of an upload in progress are data too: refuse rather than
+		// strand them.
+		if hasUploads(tx, name) {
+			return fmt.Errorf("%w: %s has multipart uploads in progress", ErrBucketNotEmpty, name)
 		}
 		return tx.Delete(spaceBuckets, []byte(name))
 	})

@@ -49,8 +49,39 @@ type Version struct {
 	// BlobID names the blob holding the data; empty when the data is inline
 	// in the record (small objects) or the object is empty.
 	BlobID string `json:"blob,omitempty"`
-	inline []byte
-	id     versionID
+	// Parts holds the data of an object made by a multipart upload: one
+	// blob per part, in order. The ETag is then the MD5 of the parts' MD5s.
+	Parts []PartRef `json:"parts,omitempty"`
+	// ChecksumType is COMPOSITE or FULL_OBJECT for multipart objects.
+	ChecksumType string `json:"cktype,omitempty"`
+	inline       []byte
+	id           versionID
+}
+
+// PartRef is one part of a multipart object.
+type PartRef struct {
+	Number   int    `json:"n"`
+	Size     int64  `json:"size"`
+	ETag     string `json:"etag"`
+	BlobID   string `json:"blob,omitempty"`
+	Checksum string `json:"ck,omitempty"`
+}
+
+// blobIDs lists every blob holding the version's data.
+func (v *Version) blobIDs() []string {
+	if len(v.Parts) > 0 {
+		ids := make([]string, 0, len(v.Parts))
+		for _, p := range v.Parts {
+			if p.BlobID != "" {
+				ids = append(ids, p.BlobID)
+			}
+		}
+		return ids
+	}
+	if v.BlobID != "" {
+		return []string{v.BlobID}
+	}
+	return nil
 }
 
 // encodeVersion frames a record as uvarint(len(json)) | json | inline data.

@@ -50,8 +50,9 @@ func (s *Store) SweepOrphans(ctx context.Context, grace time.Duration) (int, err
 	return len(orphans), nil
 }
 
-// RunSweeper sweeps orphans every interval until ctx ends.
-func (s *Store) RunSweeper(ctx context.Context, interval, grace time.Duration) {
+// RunSweeper sweeps orphan blobs and aborts multipart uploads older than
+// uploadAge every interval until ctx ends.
+func (s *Store) RunSweeper(ctx context.Context, interval, grace, uploadAge time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -59,6 +60,9 @@ func (s *Store) RunSweeper(ctx context.Context, interval, grace time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if _, err := s.AbortStaleUploads(ctx, uploadAge); err != nil && ctx.Err() == nil {
+				s.log.Warn("abort stale uploads", "err", err)
+			}
 			if _, err := s.SweepOrphans(ctx, grace); err != nil && ctx.Err() == nil {
 				s.log.Warn("orphan sweep", "err", err)
 			}

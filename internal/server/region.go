@@ -43,6 +43,9 @@ type Config struct {
 	// SweepInterval and SweepGrace drive the orphan blob sweeper; a blob
 	// younger than the grace period may belong to an upload in progress.
 	SweepInterval, SweepGrace time.Duration
+	// UploadExpiry is the age at which an unfinished multipart upload is
+	// aborted and its parts reclaimed; default 7 days.
+	UploadExpiry time.Duration
 	// InlineLimit overrides objectstore.DefaultInlineLimit when non-zero.
 	InlineLimit int64
 }
@@ -79,6 +82,9 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	}
 	if cfg.SweepGrace == 0 {
 		cfg.SweepGrace = 24 * time.Hour
+	}
+	if cfg.UploadExpiry == 0 {
+		cfg.UploadExpiry = 7 * 24 * time.Hour
 	}
 	log := cfg.Logger.With("region", cfg.Region)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -186,7 +192,7 @@ func (r *Region) Start() error {
 	}()
 	go func() {
 		defer r.wg.Done()
-		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace)
+		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace, r.cfg.UploadExpiry)
 	}()
 	r.log.Info("serving", "url", r.url)
 	return nil
