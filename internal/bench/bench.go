@@ -49,6 +49,10 @@ type Config struct {
 	// client's hashing.
 	Checksum   bool
 	HTTPClient *http.Client // optional; replaces the client built from Insecure/CAFile
+	// PartSize, when set, moves each object as transfer tools do: a
+	// multipart upload and parallel ranged GETs of this size, with
+	// Concurrency parts in flight; objects then go one at a time.
+	PartSize int64
 }
 
 // PhaseResult is the outcome of one phase. Count is the number of ops
@@ -123,8 +127,14 @@ func runPhases(ctx context.Context, client *s3.Client, cfg Config, keys []string
 	rand.Read(payload)
 
 	res := &Result{Concurrency: cfg.Concurrency, Size: cfg.Size}
+	put, get, conc := putOp(client, cfg.Bucket, payload), getOp(client, cfg.Bucket, cfg.Size), cfg.Concurrency
+	if cfg.PartSize > 0 {
+		put = multipartPutOp(client, cfg.Bucket, payload, cfg.PartSize, cfg.Concurrency)
+		get = rangedGetOp(client, cfg.Bucket, cfg.Size, cfg.PartSize, cfg.Concurrency)
+		conc = 1
+	}
 	var states []opState
-	res.Put, states = runPhase(ctx, "put", keys, cfg.Concurrency, cfg.Size, putOp(client, cfg.Bucket, payload))
+	res.Put, states = runPhase(ctx, "put", keys, conc, cfg.Size, put)
 	attempted := pick(keys, states, opOK, opFailed)
 	if err := phaseErr(ctx, res.Put); err != nil {
 		return nil, attempted, err
@@ -132,7 +142,7 @@ func runPhases(ctx context.Context, client *s3.Client, cfg Config, keys []string
 	// Only objects that were written are read back, so GET errors are the
 	// server's failures to return stored data, not echoes of PUT failures.
 	written := pick(keys, states, opOK)
-	res.Get, _ = runPhase(ctx, "get", written, cfg.Concurrency, cfg.Size, getOp(client, cfg.Bucket, cfg.Size))
+	res.Get, _ = runPhase(ctx, "get", written, conc, cfg.Size, get)
 	if err := phaseErr(ctx, res.Get); err != nil {
 		return nil, attempted, err
 	}
@@ -158,7 +168,12 @@ func withDefaults(cfg Config) (Config, error) {
 		cfg.Prefix = fmt.Sprintf("bench/%d/", time.Now().Unix())
 	}
 	// More workers than objects would only sit idle.
-	cfg.Concurrency = max(1, min(cfg.Concurrency, cfg.Count))
+	cfg.Concurrency = max(1, cfg.Concurrency)
+	if cfg.PartSize <= 0 {
+		cfg.Concurrency = min(cfg.Concurrency, cfg.Count)
+	} else if cfg.PartSize < 5<<20 && cfg.Size > cfg.PartSize {
+		return cfg, fmt.Errorf("bench: part size %d: S3 needs at least 5 MiB for all but the last part", cfg.PartSize)
+	}
 	return cfg, nil
 }
 

@@ -246,3 +246,18 @@ func TestDiskBaseline(t *testing.T) {
 		t.Fatalf("baseline %v, %v", rate, err)
 	}
 }
+
+func TestMultipartMode(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	res, err := Run(context.Background(), Config{
+		Endpoint: r.URL(), AccessKey: servertest.AccessKey, SecretKey: servertest.SecretKey,
+		Bucket: "bench-mp", Size: 12<<20 + 3, Count: 2, Concurrency: 3, PartSize: 5 << 20,
+		HTTPClient: r.HTTPClient(t), Cleanup: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Put.Errors+res.Get.Errors != 0 || res.Put.Bytes != 2*(12<<20+3) || res.Get.Bytes != res.Put.Bytes {
+		t.Fatalf("multipart mode: %+v", res)
+	}
+}
