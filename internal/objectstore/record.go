@@ -58,6 +58,15 @@ type Version struct {
 	id           versionID
 }
 
+// ChecksumKind is COMPOSITE for a multipart object whose checksum is
+// composed from its parts' checksums, else FULL_OBJECT.
+func (v *Version) ChecksumKind() string {
+	if v.ChecksumType != "" {
+		return v.ChecksumType
+	}
+	return "FULL_OBJECT"
+}
+
 // PartRef is one part of a multipart object.
 type PartRef struct {
 	Number   int    `json:"n"`

@@ -68,6 +68,7 @@ var (
 	errMissingContentLength = apiErr("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
 	errInvalidRange         = apiErr("InvalidRange", 416, "The requested range is not satisfiable")
 	errPreconditionFailed   = apiErr("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold")
+	errNoSuchTagSet         = apiErr("NoSuchTagSet", 404, "The TagSet does not exist")
 	errKeyTooLong           = apiErr("KeyTooLongError", 400, "Your key is too long")
 	errMetadataTooLarge     = apiErr("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
 	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")
@@ -134,6 +135,11 @@ var errorTable = []struct {
 	{objectstore.ErrInvalidVersionID, apiErr("InvalidArgument", 400, "Invalid version id specified"), false},
 	{objectstore.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
 	{objectstore.ErrMetadataTooLarge, errMetadataTooLarge, false},
+	{objectstore.ErrInvalidTag, apiErr("InvalidTag", 400, ""), true},
+	{objectstore.ErrTooManyTags, apiErr("BadRequest", 400, ""), true},
+	{objectstore.ErrCopyToItself, apiErr("InvalidRequest", 400, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."), false},
+	{objectstore.ErrCopyFromDeleteMarker, apiErr("InvalidRequest", 400, "The source of a copy request may not specifically refer to a delete marker by version id."), false},
+	{objectstore.ErrCopySourceTooLarge, apiErr("InvalidRequest", 400, fmt.Sprintf("The specified copy source is larger than the maximum allowable size for a copy source: %d", objectstore.MaxCopySize)), false},
 	{objectstore.ErrWrongRegion, apiErr("IllegalLocationConstraintException", 400, ""), true},
 	{checksum.ErrBadDigest, errBadDigest, false},
 	{checksum.ErrInvalidDigest, errInvalidDigest, false},
@@ -156,6 +162,13 @@ var errorTable = []struct {
 	{sigv4.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
 	{sigv4.ErrNotImplemented, errNotImplemented, true},
 	{iam.ErrAccessDenied, errAccessDenied, false},
+	{objectstore.ErrNoSuchUpload, apiErr("NoSuchUpload", 404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."), false},
+	{objectstore.ErrInvalidPart, apiErr("InvalidPart", 400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."), false},
+	{objectstore.ErrInvalidPartOrder, apiErr("InvalidPartOrder", 400, "The list of parts was not in ascending order. Parts must be ordered by part number."), false},
+	{objectstore.ErrEntityTooSmall, apiErr("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."), false},
+	{objectstore.ErrMalformedRequest, errMalformedXML, false},
+	{objectstore.ErrInvalidRequest, apiErr("InvalidRequest", 400, ""), true},
+	{objectstore.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
 }
 
 type errorBody struct {

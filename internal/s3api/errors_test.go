@@ -80,10 +80,10 @@ func TestWireErrors(t *testing.T) {
 	wantXMLError(t, st, body, 400, "XAmzContentSHA256Mismatch")
 	st, body, _ = do(t, r, signed(t, "GET", u+"?replication", nil, "", nil))
 	wantXMLError(t, st, body, 501, "NotImplemented")
-	st, body, _ = do(t, r, signed(t, "POST", u+"/k?uploads", nil, "", nil))
+	st, body, _ = do(t, r, signed(t, "GET", u+"/k?legal-hold", nil, "", nil))
 	wantXMLError(t, st, body, 501, "NotImplemented")
 	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("x"), "", map[string]string{"x-amz-copy-source": "/errs/other"}))
-	wantXMLError(t, st, body, 501, "NotImplemented")
+	wantXMLError(t, st, body, 404, "NoSuchKey")
 	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("x"), "", map[string]string{"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}))
 	wantXMLError(t, st, body, 400, "InvalidRequest")
 

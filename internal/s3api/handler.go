@@ -205,8 +205,18 @@ func actionFor(op string) string {
 		return "ListBucket"
 	case "HeadObject":
 		return "GetObject"
-	case "PutBucketVersioning":
-		return "PutBucketVersioning"
+	case "CopyObject", "UploadPart", "UploadPartCopy", "CreateMultipartUpload", "CompleteMultipartUpload":
+		return "PutObject"
+	case "DeleteObjects":
+		return "DeleteObject"
+	case "ListParts":
+		return "ListMultipartUploadParts"
+	case "ListMultipartUploads":
+		return "ListBucketMultipartUploads"
+	case "GetBucketTagging":
+		return "GetBucketTagging"
+	case "PutBucketTagging", "DeleteBucketTagging":
+		return "PutBucketTagging"
 	}
 	return op
 }

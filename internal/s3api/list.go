@@ -52,7 +52,7 @@ func toObject(v *objectstore.Version, enc func(string) string, withOwner bool) o
 		Size: v.Size, StorageClass: storageClass(v.StorageClass), ChecksumAlgorithm: v.ChecksumAlgorithm,
 	}
 	if v.ChecksumAlgorithm != "" {
-		o.ChecksumType = "FULL_OBJECT"
+		o.ChecksumType = v.ChecksumKind()
 	}
 	if withOwner {
 		o.Owner = &owner{ID: v.Owner, DisplayName: v.Owner}
@@ -251,7 +251,7 @@ func (h *Handler) listObjectVersions(w http.ResponseWriter, r *http.Request, rq 
 			e.ETag, e.Size, e.StorageClass = `"`+v.ETag+`"`, &size, storageClass(v.StorageClass)
 			e.ChecksumAlgorithm = v.ChecksumAlgorithm
 			if v.ChecksumAlgorithm != "" {
-				e.ChecksumType = "FULL_OBJECT"
+				e.ChecksumType = v.ChecksumKind()
 			}
 		}
 		out.Entries = append(out.Entries, e)

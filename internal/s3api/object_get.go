@@ -59,9 +59,25 @@ func (h *Handler) readObject(w http.ResponseWriter, r *http.Request, rq *request
 		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", v.Size))
 		return err
 	}
+	if rq.query.Has("partNumber") {
+		n, err := partNumber(rq)
+		if err != nil {
+			return err
+		}
+		if r.Header.Get("Range") != "" {
+			return apiErr("InvalidRequest", 400, "Cannot specify both Range header and partNumber query parameter")
+		}
+		if start, length, err = partRange(v, n); err != nil {
+			return err
+		}
+		ranged = len(v.Parts) > 0
+		if ranged {
+			hdr.Set("x-amz-mp-parts-count", strconv.Itoa(len(v.Parts)))
+		}
+	}
 	if !ranged && r.Header.Get("x-amz-checksum-mode") == "ENABLED" && v.ChecksumAlgorithm != "" {
 		hdr.Set(checksum.Algorithm(v.ChecksumAlgorithm).HeaderName(), v.Checksum)
-		hdr.Set("x-amz-checksum-type", "FULL_OBJECT")
+		hdr.Set("x-amz-checksum-type", v.ChecksumKind())
 	}
 	applyOverrides(hdr, rq)
 	hdr.Set("Content-Length", strconv.FormatInt(length, 10))
@@ -113,6 +129,9 @@ func setObjectHeaders(hdr http.Header, v *objectstore.Version, rq *request) {
 	}
 	for k, val := range v.Metadata {
 		hdr["X-Amz-Meta-"+k] = []string{val}
+	}
+	if len(v.Tags) > 0 {
+		hdr.Set("x-amz-tagging-count", strconv.Itoa(len(v.Tags)))
 	}
 }
 

@@ -43,6 +43,11 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 	if in.StorageClass == "STANDARD" {
 		in.StorageClass = ""
 	}
+	tags, err := taggingHeader(r, rq)
+	if err != nil {
+		return err
+	}
+	in.Tags = tags
 	if md5 := r.Header.Get("Content-MD5"); md5 != "" {
 		sum, err := checksum.ParseContentMD5(md5)
 		if err != nil {
@@ -50,9 +55,11 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 		}
 		in.ExpectedMD5 = sum
 	}
-	if err := checksumRequest(r, rq, in); err != nil {
+	alg, expected, err := checksumRequest(r, rq)
+	if err != nil {
 		return err
 	}
+	in.ChecksumAlgorithm, in.ExpectedChecksum = alg, expected
 	v, err := h.store.PutObject(r.Context(), in)
 	if err != nil {
 		return err
@@ -73,45 +80,43 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 // checksumRequest works out which additional checksum the client asked for
 // and where its expected value comes from: a header now, or a trailer after
 // the body.
-func checksumRequest(r *http.Request, rq *request, in *objectstore.PutInput) error {
+func checksumRequest(r *http.Request, rq *request) (alg checksum.Algorithm, expected func() (string, bool), err error) {
 	var found []checksum.Algorithm
-	for _, alg := range checksum.All() {
-		if v := r.Header.Get(alg.HeaderName()); v != "" {
-			found = append(found, alg)
+	for _, a := range checksum.All() {
+		if v := r.Header.Get(a.HeaderName()); v != "" {
+			found = append(found, a)
 			value := v
-			in.ChecksumAlgorithm = alg
-			in.ExpectedChecksum = func() (string, bool) { return value, true }
+			alg, expected = a, func() (string, bool) { return value, true }
 		}
 	}
+	errMulti := apiErr("InvalidRequest", 400, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
 	if len(found) > 1 {
-		return apiErr("InvalidRequest", 400, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		return "", nil, errMulti
 	}
 	for _, t := range rq.auth.DeclaredTrailers {
-		alg, ok := checksum.AlgorithmForHeader(t)
+		a, ok := checksum.AlgorithmForHeader(t)
 		if !ok {
 			continue
 		}
-		if len(found) > 0 && found[0] != alg {
-			return apiErr("InvalidRequest", 400, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		if len(found) > 0 && found[0] != a {
+			return "", nil, errMulti
 		}
 		name := t
-		in.ChecksumAlgorithm = alg
-		in.ExpectedChecksum = func() (string, bool) {
+		return a, func() (string, bool) {
 			v := rq.auth.Trailer().Get(name)
 			return v, v != ""
-		}
-		return nil
+		}, nil
 	}
 	if len(found) == 0 {
 		if s := r.Header.Get("x-amz-sdk-checksum-algorithm"); s != "" {
-			alg, err := checksum.ParseAlgorithm(s)
+			a, err := checksum.ParseAlgorithm(s)
 			if err != nil {
-				return apiErr("InvalidRequest", 400, "Value for x-amz-sdk-checksum-algorithm header is invalid.")
+				return "", nil, apiErr("InvalidRequest", 400, "Value for x-amz-sdk-checksum-algorithm header is invalid.")
 			}
-			in.ChecksumAlgorithm = alg
+			return a, nil, nil
 		}
 	}
-	return nil
+	return alg, expected, nil
 }
 
 // storedContentEncoding drops the aws-chunked transfer coding, which
