@@ -92,6 +92,9 @@ type Bucket struct {
 	Created    time.Time         `json:"created"`
 	Versioning string            `json:"versioning,omitempty"`
 	Tags       map[string]string `json:"tags,omitempty"`
+	// CORS is the bucket's CORS configuration as the client sent it (S3's
+	// XML), kept verbatim and parsed by the wire layer.
+	CORS []byte `json:"cors,omitempty"`
 }
 
 // ValidateBucketName applies AWS's rules for general purpose bucket names.

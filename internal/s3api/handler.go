@@ -268,6 +268,10 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "PutBucketVersioning", h.putBucketVersioning
 		case has("tagging"):
 			return "PutBucketTagging", h.putBucketTagging
+		case has("acl"):
+			return "PutBucketAcl", h.putBucketACL
+		case has("cors"):
+			return "PutBucketCors", h.putBucketCORS
 		case plain:
 			return "CreateBucket", h.createBucket
 		}
@@ -277,6 +281,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 		switch {
 		case has("tagging"):
 			return "DeleteBucketTagging", h.deleteBucketTagging
+		case has("cors"):
+			return "DeleteBucketCors", h.deleteBucketCORS
 		case plain:
 			return "DeleteBucket", h.deleteBucket
 		}
@@ -292,6 +298,10 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "GetBucketVersioning", h.getBucketVersioning
 		case has("tagging"):
 			return "GetBucketTagging", h.getBucketTagging
+		case has("acl"):
+			return "GetBucketAcl", h.getBucketACL
+		case has("cors"):
+			return "GetBucketCors", h.getBucketCORS
 		case has("versions"):
 			return "ListObjectVersions", h.listObjectVersions
 		case has("uploads"):
@@ -313,6 +323,8 @@ func (h *Handler) objectRoute(r *http.Request, q url.Values) (string, handlerFun
 		switch {
 		case has("tagging"):
 			return "PutObjectTagging", h.putObjectTagging
+		case has("acl"):
+			return "PutObjectAcl", h.putObjectACL
 		case has("uploadId") && has("partNumber") && copySource:
 			return "UploadPartCopy", h.uploadPartCopy
 		case has("uploadId") && has("partNumber"):
@@ -338,6 +350,10 @@ func (h *Handler) objectRoute(r *http.Request, q url.Values) (string, handlerFun
 		switch {
 		case has("tagging") && r.Method == http.MethodGet:
 			return "GetObjectTagging", h.getObjectTagging
+		case has("acl") && r.Method == http.MethodGet:
+			return "GetObjectAcl", h.getObjectACL
+		case has("attributes") && r.Method == http.MethodGet:
+			return "GetObjectAttributes", h.getObjectAttributes
 		case has("uploadId") && r.Method == http.MethodGet:
 			return "ListParts", h.listParts
 		case !hasSubresource(q), len(q) > 0 && onlyPartNumber(q):
