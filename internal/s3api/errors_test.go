@@ -39,7 +39,7 @@ func signed(t *testing.T, method, url string, body []byte, payloadHash string, h
 	}
 	req.Header.Set("x-amz-content-sha256", payloadHash)
 	creds := aws.Credentials{AccessKeyID: servertest.AccessKey, SecretAccessKey: servertest.SecretKey}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, payloadHash, "s3", "us-west-2", time.Now()); err != nil {
+	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(ctx, creds, req, payloadHash, "s3", "us-west-2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return req
@@ -276,5 +276,23 @@ func TestAccountsAreSeparate(t *testing.T) {
 	lb := must[*s3.ListBucketsOutput](t)(other.ListBuckets(ctx, &s3.ListBucketsInput{}))
 	if len(lb.Buckets) != 0 || aws.ToString(lb.Owner.ID) != servertest.OtherAccountID {
 		t.Fatalf("other account lists %d buckets, owner %q", len(lb.Buckets), aws.ToString(lb.Owner.ID))
+	}
+}
+
+// TestHostileKeys: keys S3 cannot store are refused and leave nothing.
+func TestHostileKeys(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "hostile")
+	st, body, _ := do(t, r, signed(t, "PUT", r.URL()+"/hostile/bad%FFkey", []byte("x"), "", nil))
+	wantXMLError(t, st, body, 400, "InvalidArgument")
+	st, body, _ = do(t, r, signed(t, "PUT", r.URL()+"/hostile/"+strings.Repeat("k", 1025), []byte("x"), "", nil))
+	wantXMLError(t, st, body, 400, "KeyTooLongError")
+	// A 1,024-byte key of multi-byte characters is fine.
+	key := strings.Repeat("é", 512)
+	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("hostile"), Key: aws.String(key), Body: strings.NewReader("ok")}))
+	lo := must[*s3.ListObjectsV2Output](t)(c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("hostile")}))
+	if len(lo.Contents) != 1 || aws.ToString(lo.Contents[0].Key) != key {
+		t.Fatalf("listing after hostile puts: %d objects", len(lo.Contents))
 	}
 }
