@@ -102,6 +102,34 @@ func (l *lister) split(k []byte) (string, bool) {
 	return key, ok
 }
 
+// walk visits a page's entries from start: keys under a common prefix roll
+// up (onPrefix runs when one is added to the page); every other key's entry
+// goes to visit, which adds it to the page or not and says where to go on.
+func (l *lister) walk(start []byte, onPrefix func(), visit func(key string, k, v []byte) (nk, nv []byte, stop bool, err error)) error {
+	for k, v := l.it.Seek(start); k != nil; {
+		key, ok := l.split(k)
+		if !ok {
+			return nil
+		}
+		nk, nv, rolled, added, stop := l.rollUp(key)
+		if stop {
+			return nil
+		}
+		if rolled {
+			if added && onPrefix != nil {
+				onPrefix()
+			}
+			k, v = nk, nv
+			continue
+		}
+		var err error
+		if k, v, stop, err = visit(key, k, v); err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
 // ListObjects lists the latest versions that are not delete markers.
 func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*ListResult, error) {
 	res := &ListResult{}
@@ -116,32 +144,24 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*
 		if in.After != "" && in.After >= in.Prefix {
 			start = afterKey(bucket, in.After)
 		}
-		for k, v := l.it.Seek(start); k != nil; {
-			key, ok := l.split(k)
-			if !ok {
-				break
-			}
-			nk, nv, rolled, _, stop := l.rollUp(key)
-			if stop {
-				break
-			}
-			if rolled {
-				k, v = nk, nv
-				continue
-			}
+		err := l.walk(start, nil, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			ver, err := decodeVersion(bucket, k, v)
 			if err != nil {
-				return err
+				return nil, nil, true, err
 			}
 			if !ver.DeleteMarker {
 				if l.full() {
-					break
+					return nil, nil, true, nil
 				}
 				ver.IsLatest = true
 				res.Objects = append(res.Objects, ver)
 				l.add(key)
 			}
 			k, v = l.it.Seek(afterKey(bucket, key))
+			return k, v, false, nil
+		})
+		if err != nil {
+			return err
 		}
 		res.CommonPrefixes, res.IsTruncated, res.Next = l.prefixes, l.truncated, l.next
 		return nil
@@ -211,28 +231,13 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 		case in.KeyMarker != "":
 			start = afterKey(bucket, in.KeyMarker)
 		}
-		for k, v := l.it.Seek(start); k != nil; {
-			key, ok := l.split(k)
-			if !ok {
-				break
-			}
-			nk, nv, rolled, added, stop := l.rollUp(key)
-			if stop {
-				break
-			}
-			if rolled {
-				if added {
-					res.NextVersionIDMarker = ""
-				}
-				k, v = nk, nv
-				continue
-			}
+		err := l.walk(start, func() { res.NextVersionIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			if l.full() {
-				break
+				return nil, nil, true, nil
 			}
 			ver, err := decodeVersion(bucket, k, v)
 			if err != nil {
-				return err
+				return nil, nil, true, err
 			}
 			ver.IsLatest = !(seenPrev && key == prevKey)
 			prevKey, seenPrev = key, true
@@ -240,6 +245,10 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 			res.NextVersionIDMarker = ver.VersionID
 			l.add(key)
 			k, v = l.it.Next()
+			return k, v, false, nil
+		})
+		if err != nil {
+			return err
 		}
 		res.CommonPrefixes, res.IsTruncated, res.NextKeyMarker = l.prefixes, l.truncated, l.next
 		return nil

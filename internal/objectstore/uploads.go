@@ -47,33 +47,22 @@ func (s *Store) ListUploads(ctx context.Context, bucket string, in ListUploadsIn
 		case in.KeyMarker != "":
 			start = afterKey(bucket, in.KeyMarker)
 		}
-		for k, v := l.it.Seek(start); k != nil; {
-			key, ok := l.split(k)
-			if !ok {
-				break
-			}
-			nk, nv, rolled, added, stop := l.rollUp(key)
-			if stop {
-				break
-			}
-			if rolled {
-				if added {
-					res.NextUploadIDMarker = ""
-				}
-				k, v = nk, nv
-				continue
-			}
+		err := l.walk(start, func() { res.NextUploadIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			if l.full() {
-				break
+				return nil, nil, true, nil
 			}
 			u, err := decodeUpload(bucket, k, v)
 			if err != nil {
-				return err
+				return nil, nil, true, err
 			}
 			res.Uploads = append(res.Uploads, u)
 			res.NextUploadIDMarker = u.UploadID
 			l.add(key)
 			k, v = l.it.Next()
+			return k, v, false, nil
+		})
+		if err != nil {
+			return err
 		}
 		res.CommonPrefixes, res.IsTruncated, res.NextKeyMarker = l.prefixes, l.truncated, l.next
 		return nil
