@@ -5,20 +5,14 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
 // listParams reads the parameters the three listings share.
 func listParams(rq *request) (maxKeys int, encode func(string) string, err error) {
-	maxKeys = 1000
-	if s := rq.query.Get("max-keys"); s != "" {
-		n, perr := strconv.Atoi(s)
-		if perr != nil || n < 0 {
-			return 0, nil, apiErr("InvalidArgument", 400, "Provided max-keys not an integer or within integer range")
-		}
-		maxKeys = min(n, 1000)
+	if maxKeys, err = intParam(rq, "max-keys", 1000, 1000); err != nil {
+		return 0, nil, err
 	}
 	encode = func(s string) string { return s }
 	switch et := rq.query.Get("encoding-type"); et {
