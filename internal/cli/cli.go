@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Main is the bulwark command.
@@ -99,6 +100,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 // runFlags are the flags every command that runs regions shares.
 type runFlags struct {
 	data, logLevel, pprof *string
+	uploadExpiry          *time.Duration
 }
 
 func addRunFlags(fs *flag.FlagSet) runFlags {
@@ -106,6 +108,8 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		data:     fs.String("data", "./bulwark-data", "data directory"),
 		logLevel: fs.String("log-level", "info", "debug, info, warn or error"),
 		pprof:    fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)"),
+		uploadExpiry: fs.Duration("upload-expiry", 7*24*time.Hour,
+			"abort multipart uploads left unfinished this long and reclaim their parts"),
 	}
 }
 

@@ -28,7 +28,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	cfg := server.Config{
 		Region: *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: []iam.Key{creds.key()}, Logger: log,
+		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {
 		fmt.Fprintf(m.Stdout, "%s  %s\n", *region, urls[*region])

@@ -24,7 +24,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 	}
 	cfg := server.Config{
 		Region: upRegion, DataDir: filepath.Join(*data, upRegion), Listen: *listen,
-		Keys: []iam.Key{creds.key()}, Logger: log,
+		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry,
 	}
 	if *useTLS {
 		cfg.TLSCert, cfg.TLSKey, err = server.SelfSignedCert(filepath.Join(*data, "tls"))
