@@ -30,6 +30,9 @@ var (
 	ErrInvalidPartOrder    = errors.New("parts are not in ascending order")
 	ErrEntityTooSmall      = errors.New("part smaller than the minimum allowed size")
 	ErrChecksumMismatch    = errors.New("checksum mismatch")
+	// ErrPreconditionFailed is a conditional write (WriteCondition) whose
+	// condition did not hold.
+	ErrPreconditionFailed = errors.New("precondition failed")
 )
 
 // Errors of tagging and copying.

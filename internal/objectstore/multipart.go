@@ -341,6 +341,10 @@ type CompleteInput struct {
 	// ExpectedChecksum is the whole object's checksum sent by the client
 	// (x-amz-checksum-*), verified when set.
 	ExpectedChecksum string
+	// WriteCondition, when set, makes completing depend on the key's
+	// current object. A retried complete of an upload already completed
+	// returns the recorded result without evaluating it again.
+	WriteCondition
 }
 
 // CompleteUpload assembles the listed parts into a new object version. The
@@ -367,6 +371,9 @@ func (s *Store) CompleteUpload(ctx context.Context, in *CompleteInput) (*Version
 				v = done
 				return nil
 			}
+			return err
+		}
+		if err := in.check(tx, in.Bucket, in.Key); err != nil {
 			return err
 		}
 		if v, err = assemble(tx, u, in); err != nil {

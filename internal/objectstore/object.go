@@ -63,6 +63,10 @@ type PutInput struct {
 	Metadata           map[string]string
 	Tags               map[string]string
 	StorageClass       string
+
+	// WriteCondition, when set, makes the write depend on the key's
+	// current object.
+	WriteCondition
 }
 
 // PutObject stores a new version of an object, following the bucket's
@@ -79,6 +83,9 @@ func (s *Store) PutObject(ctx context.Context, in *PutInput) (*Version, error) {
 	// Refuse before reading the body when the bucket is missing.
 	if _, err := s.Bucket(ctx, in.Bucket); err != nil {
 		return nil, err
+	}
+	if err := s.precheck(ctx, in.Bucket, in.Key, in.WriteCondition); err != nil {
+		return nil, fmt.Errorf("put object %q: %w", in.Key, err)
 	}
 	cr := checksum.NewReader(in.Body, checksum.ReaderOptions{
 		WantMD5:      true,
@@ -108,7 +115,7 @@ func (s *Store) PutObject(ctx context.Context, in *PutInput) (*Version, error) {
 		v.ChecksumAlgorithm = string(in.ChecksumAlgorithm)
 		v.Checksum = cr.Checksum()
 	}
-	if err := s.commitVersion(ctx, v); err != nil {
+	if err := s.commitVersion(ctx, v, in.WriteCondition); err != nil {
 		if v.BlobID != "" {
 			s.dropBlobs(ctx, []string{v.BlobID})
 		}
@@ -161,10 +168,13 @@ func (s *Store) writeData(ctx context.Context, v *Version, r io.Reader, size int
 
 // commitVersion assigns v its version ID inside the transaction, so that
 // IDs follow commit order, and records the version, its blob reference and
-// its change record together.
-func (s *Store) commitVersion(ctx context.Context, v *Version) error {
+// its change record together, if cond holds in that transaction.
+func (s *Store) commitVersion(ctx context.Context, v *Version, cond WriteCondition) error {
 	var garbage []string
 	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+		if err := cond.check(tx, v.Bucket, v.Key); err != nil {
+			return err
+		}
 		var err error
 		garbage, err = s.placeVersion(tx, v)
 		return err

@@ -74,6 +74,18 @@ var (
 	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")
 	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
 	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
+	errACLNotSupported      = apiErr("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+)
+
+// Errors of bucket CORS and of preflight requests, worded as S3 sends them
+// (misspelling included: clients and tests compare the text).
+var (
+	errNoSuchCORSConfiguration = apiErr("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
+	errCORSNoOrigin            = apiErr("BadRequest", 400, "Insufficient information. Origin request header needed.")
+	errCORSNoMethod            = apiErr("BadRequest", 400, "Insufficient information. Access-Control-Request-Method request header needed.")
+	errCORSBucketNotFound      = apiErr("AccessForbidden", 403, "CORSResponse: Bucket not found")
+	errCORSNotEnabled          = apiErr("AccessForbidden", 403, "CORSResponse: CORS is not enabled for this bucket.")
+	errCORSNotAllowed          = apiErr("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.")
 )
 
 // toAPIError maps an error from any layer to what the client sees. Anything
@@ -169,6 +181,7 @@ var errorTable = []struct {
 	{objectstore.ErrMalformedRequest, errMalformedXML, false},
 	{objectstore.ErrInvalidRequest, apiErr("InvalidRequest", 400, ""), true},
 	{objectstore.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
+	{objectstore.ErrPreconditionFailed, errPreconditionFailed, false},
 }
 
 type errorBody struct {

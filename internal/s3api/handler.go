@@ -105,6 +105,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(cw, r, rq, err)
 		return
 	}
+	if bucket != "" && r.Method == http.MethodOptions {
+		// A CORS preflight: browsers send it without credentials.
+		rq.op = "PreflightRequest"
+		if err := h.preflight(cw, r, rq); err != nil {
+			h.writeError(cw, r, rq, err)
+		}
+		return
+	}
+	if bucket != "" && r.Header.Get("Origin") != "" {
+		h.addCORSHeaders(cw, r, rq)
+	}
 	op, fn := h.route(r, rq)
 	rq.op = op
 	if fn == nil {
@@ -213,10 +224,12 @@ func actionFor(op string) string {
 		return "ListMultipartUploadParts"
 	case "ListMultipartUploads":
 		return "ListBucketMultipartUploads"
-	case "GetBucketTagging":
-		return "GetBucketTagging"
 	case "PutBucketTagging", "DeleteBucketTagging":
 		return "PutBucketTagging"
+	case "GetBucketCors":
+		return "GetBucketCORS"
+	case "PutBucketCors", "DeleteBucketCors":
+		return "PutBucketCORS"
 	}
 	return op
 }

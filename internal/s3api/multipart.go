@@ -61,6 +61,9 @@ type initiateResult struct {
 }
 
 func (h *Handler) createMultipartUpload(w http.ResponseWriter, r *http.Request, rq *request) error {
+	if err := h.refuseACLHeaders(r, rq); err != nil {
+		return err
+	}
 	in := &objectstore.UploadInput{Bucket: rq.bucket, Key: rq.key, Owner: rq.principal.AccountID}
 	tmpl, err := objectTemplate(r)
 	if err != nil {
@@ -185,7 +188,11 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	if len(req.Parts) > objectstore.MaxParts {
 		return apiErr("InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive")
 	}
-	in := &objectstore.CompleteInput{Bucket: rq.bucket, Key: rq.key, UploadID: rq.query.Get("uploadId")}
+	cond, err := writeCondition(r)
+	if err != nil {
+		return err
+	}
+	in := &objectstore.CompleteInput{Bucket: rq.bucket, Key: rq.key, UploadID: rq.query.Get("uploadId"), WriteCondition: cond}
 	u, uerr := h.store.GetUpload(r.Context(), rq.bucket, rq.key, in.UploadID)
 	for _, p := range req.Parts {
 		cp := objectstore.CompletedPart{Number: p.PartNumber, ETag: p.ETag}

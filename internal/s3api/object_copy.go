@@ -144,6 +144,13 @@ func (h *Handler) copyInput(r *http.Request, rq *request) (*objectstore.CopyInpu
 	if err := h.authorizeCopySource(r.Context(), rq, src); err != nil {
 		return nil, err
 	}
+	if err := h.refuseACLHeaders(r, rq); err != nil {
+		return nil, err
+	}
+	cond, err := writeCondition(r)
+	if err != nil {
+		return nil, err
+	}
 	in := &objectstore.CopyInput{
 		SrcBucket: src.bucket, SrcKey: src.key, SrcVersionID: src.versionID,
 		Check: copyConditions(r),
@@ -164,6 +171,7 @@ func (h *Handler) copyInput(r *http.Request, rq *request) (*objectstore.CopyInpu
 		ContentDisposition: tmpl.ContentDisposition, ContentLanguage: tmpl.ContentLanguage,
 		CacheControl: tmpl.CacheControl, Expires: tmpl.Expires,
 		Metadata: tmpl.Metadata, StorageClass: tmpl.StorageClass,
+		WriteCondition: cond,
 	}
 	if in.ReplaceTags {
 		if in.Dst.Tags, err = taggingHeader(r, rq); err != nil {

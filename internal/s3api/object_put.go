@@ -25,6 +25,13 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 	if size > MaxPutSize {
 		return errEntityTooLarge
 	}
+	if err := h.refuseACLHeaders(r, rq); err != nil {
+		return err
+	}
+	cond, err := writeCondition(r)
+	if err != nil {
+		return err
+	}
 	in := &objectstore.PutInput{
 		Bucket: rq.bucket, Key: rq.key, Owner: rq.principal.AccountID,
 		Body: r.Body, Size: size,
@@ -36,6 +43,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 		Expires:            r.Header.Get("Expires"),
 		StorageClass:       r.Header.Get("x-amz-storage-class"),
 		Metadata:           userMetadata(r.Header),
+		WriteCondition:     cond,
 	}
 	if in.StorageClass != "" && !storageClasses[in.StorageClass] {
 		return apiErr("InvalidStorageClass", 400, "The storage class you specified is not valid")
@@ -75,6 +83,21 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// writeCondition reads the conditional-write headers of PutObject,
+// CompleteMultipartUpload and CopyObject. As in S3, If-None-Match takes only
+// "*".
+func writeCondition(r *http.Request) (objectstore.WriteCondition, error) {
+	c := objectstore.WriteCondition{IfMatch: strings.TrimSpace(r.Header.Get("If-Match"))}
+	switch inm := strings.TrimSpace(r.Header.Get("If-None-Match")); inm {
+	case "":
+	case "*":
+		c.IfNoneMatch = true
+	default:
+		return c, errNotImplemented
+	}
+	return c, nil
 }
 
 // checksumRequest works out which additional checksum the client asked for

@@ -211,10 +211,3 @@ func TestPresignedPinnedPayload(t *testing.T) {
 		}
 	}
 }
-
-func TestSigV2QueryNotImplemented(t *testing.T) {
-	req := httptest.NewRequest("GET", "http://example.com/b/k?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1141889120&Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D", nil)
-	if _, err := newVerifier(signTime).Verify(context.Background(), req); !errors.Is(err, ErrNotImplemented) {
-		t.Fatalf("err = %v", err)
-	}
-}

@@ -1,7 +1,9 @@
 // Package sigv4 verifies AWS Signature Version 4 on S3-style requests, in
 // every form the AWS CLI, boto3 and the AWS SDKs send: the Authorization
 // header, presigned URLs, and the payload modes of x-amz-content-sha256,
-// including aws-chunked bodies with chunk and trailer signatures.
+// including aws-chunked bodies with chunk and trailer signatures. It also
+// verifies Signature Version 2 presigned URLs, which the aws CLI v1 still
+// makes by default.
 //
 // It holds no state and touches no storage. Verify answers who signed a
 // request and hands back a replacement body that verifies the payload as it
@@ -56,8 +58,8 @@ var (
 	ErrMalformedChunk = errors.New("malformed aws-chunked encoding")
 	// MalformedTrailerError (400).
 	ErrMalformedTrailer = errors.New("the request contained trailing data that was not well-formed")
-	// NotImplemented (501): SigV4a, SigV2 and other schemes Bulwark does not
-	// verify.
+	// NotImplemented (501): SigV4a, the SigV2 Authorization header and
+	// other schemes Bulwark does not verify.
 	ErrNotImplemented = errors.New("a header you provided implies functionality that is not implemented")
 )
 
@@ -115,13 +117,15 @@ type Result struct {
 	Anonymous bool
 	// Credential is the credential that signed the request.
 	Credential Credential
-	// Region is the region of the credential scope.
+	// Region is the region of the credential scope; empty for a
+	// Signature Version 2 URL, which has no scope.
 	Region string
-	// Service is the service of the credential scope.
+	// Service is the service of the credential scope; empty for V2.
 	Service string
 	// Presigned is set for query-string (presigned URL) authentication.
 	Presigned bool
-	// SigningTime is the signed request date.
+	// SigningTime is the signed request date; zero for V2, which signs
+	// only the expiry.
 	SigningTime time.Time
 	// Expires is when a presigned URL stops being valid; zero otherwise.
 	Expires time.Time
@@ -159,9 +163,10 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	}
 	auth := r.Header.Values("Authorization")
 	presigned := query.has(paramSignature) || query.has(paramAlgorithm) || query.has(paramCredential)
+	presignedV2 := !presigned && isPresignedV2(query)
 	var sr *signedRequest
 	switch {
-	case len(auth) > 0 && presigned:
+	case len(auth) > 0 && (presigned || presignedV2):
 		return nil, fmt.Errorf("%w: only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified", ErrInvalidArgument)
 	case len(auth) > 1:
 		return nil, fmt.Errorf("%w: more than one Authorization header", ErrAuthorizationHeaderMalformed)
@@ -169,8 +174,8 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 		sr, err = parseHeaderAuth(r, auth[0])
 	case presigned:
 		sr, err = parsePresigned(r, query)
-	case query.has("AWSAccessKeyId") && query.has("Signature"):
-		return nil, fmt.Errorf("%w: signature version 2 query authentication", ErrNotImplemented)
+	case presignedV2:
+		return v.verifyPresignedV2(ctx, r, target, query)
 	default:
 		return v.anonymousResult(r)
 	}
