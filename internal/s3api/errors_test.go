@@ -296,3 +296,19 @@ func TestHostileKeys(t *testing.T) {
 		t.Fatalf("listing after hostile puts: %d objects", len(lo.Contents))
 	}
 }
+
+// TestOversizeHeaders: a PUT whose headers exceed S3's 8 KB gets S3's error
+// and stores nothing.
+func TestOversizeHeaders(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	createBucket(t, c, "hdrs")
+	hdr := map[string]string{}
+	for i := 0; i < 10; i++ {
+		hdr[fmt.Sprintf("x-amz-meta-h%d", i)] = strings.Repeat("v", 1000)
+	}
+	st, body, _ := do(t, r, signed(t, "PUT", r.URL()+"/hdrs/k", []byte("x"), "", hdr))
+	wantXMLError(t, st, body, 400, "RequestHeaderSectionTooLarge")
+	_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("hdrs"), Key: aws.String("k")})
+	wantCode(t, err, "NotFound", 404)
+}

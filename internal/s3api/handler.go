@@ -98,6 +98,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.metrics.observe(rq, r, cw.n)
 	}()
 
+	if r.Method == http.MethodPut && headerSize(r.Header) > maxPutHeaderBytes {
+		rq.op = "Unknown"
+		h.writeError(cw, r, rq, errHeaderTooLarge)
+		return
+	}
 	bucket, key, err := h.splitTarget(r)
 	rq.bucket, rq.key, rq.query = bucket, key, r.URL.Query()
 	if err != nil {
@@ -141,6 +146,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := fn(cw, r, rq); err != nil {
 		h.writeError(cw, r, rq, err)
 	}
+}
+
+// maxPutHeaderBytes is S3's documented limit on the header section of a
+// PUT; the HTTP server refuses any request past 64 KiB before it gets here.
+const maxPutHeaderBytes = 8 << 10
+
+var errHeaderTooLarge = apiErr("RequestHeaderSectionTooLarge", 400, "Your request header section exceeds the maximum allowed size.")
+
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // ": " and CRLF
+		}
+	}
+	return n
 }
 
 // splitTarget finds bucket and key, virtual-hosted style when the host is
