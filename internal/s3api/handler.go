@@ -249,6 +249,10 @@ func actionFor(op string) string {
 		return "PutBucketTagging"
 	case "GetBucketCors":
 		return "GetBucketCORS"
+	case "GetBucketReplication":
+		return "GetReplicationConfiguration"
+	case "PutBucketReplication", "DeleteBucketReplication":
+		return "PutReplicationConfiguration"
 	case "PutBucketCors", "DeleteBucketCors":
 		return "PutBucketCORS"
 	}
@@ -306,6 +310,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "PutBucketAcl", h.putBucketACL
 		case has("cors"):
 			return "PutBucketCors", h.putBucketCORS
+		case has("replication"):
+			return "PutBucketReplication", h.putBucketReplication
 		case plain:
 			return "CreateBucket", h.createBucket
 		}
@@ -317,6 +323,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "DeleteBucketTagging", h.deleteBucketTagging
 		case has("cors"):
 			return "DeleteBucketCors", h.deleteBucketCORS
+		case has("replication"):
+			return "DeleteBucketReplication", h.deleteBucketReplication
 		case plain:
 			return "DeleteBucket", h.deleteBucket
 		}
@@ -336,6 +344,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "GetBucketAcl", h.getBucketACL
 		case has("cors"):
 			return "GetBucketCors", h.getBucketCORS
+		case has("replication"):
+			return "GetBucketReplication", h.getBucketReplication
 		case has("versions"):
 			return "ListObjectVersions", h.listObjectVersions
 		case has("uploads"):
