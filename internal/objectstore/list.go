@@ -45,6 +45,22 @@ type lister struct {
 	next      string // the last key or prefix returned
 }
 
+// newLister starts a page over space for bucket, which must exist.
+func newLister(tx meta.Tx, space, bucket, prefix, delimiter, after string, max int) (*lister, error) {
+	if _, err := getBucket(tx, bucket); err != nil {
+		return nil, err
+	}
+	return &lister{bucket: bucket, prefix: prefix, delimiter: delimiter, it: tx.Iter(space),
+		bp: bucketPrefix(bucket), after: after, max: max}, nil
+}
+
+// first is where a page without a marker starts: the first key with the
+// prefix.
+func (l *lister) first() []byte {
+	p := keyPrefix(l.bucket, l.prefix)
+	return p[:len(p)-1]
+}
+
 // full reports, when there is another entry to return, whether the page
 // has no room left for it; the page is then truncated.
 func (l *lister) full() bool {
@@ -134,17 +150,15 @@ func (l *lister) walk(start []byte, onPrefix func(), visit func(key string, k, v
 func (s *Store) ListObjects(ctx context.Context, bucket string, in ListInput) (*ListResult, error) {
 	res := &ListResult{}
 	err := s.meta.View(ctx, func(tx meta.Tx) error {
-		if _, err := getBucket(tx, bucket); err != nil {
+		l, err := newLister(tx, spaceVersions, bucket, in.Prefix, in.Delimiter, in.After, in.MaxKeys)
+		if err != nil {
 			return err
 		}
-		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions),
-			bp: bucketPrefix(bucket), after: in.After, max: in.MaxKeys}
-		start := keyPrefix(bucket, in.Prefix)
-		start = start[:len(start)-1]
+		start := l.first()
 		if in.After != "" && in.After >= in.Prefix {
 			start = afterKey(bucket, in.After)
 		}
-		err := l.walk(start, nil, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
+		err = l.walk(start, nil, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			ver, err := decodeVersion(bucket, k, v)
 			if err != nil {
 				return nil, nil, true, err
@@ -205,13 +219,11 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 	}
 	res := &ListVersionsResult{}
 	err := s.meta.View(ctx, func(tx meta.Tx) error {
-		if _, err := getBucket(tx, bucket); err != nil {
+		l, err := newLister(tx, spaceVersions, bucket, in.Prefix, in.Delimiter, in.KeyMarker, in.MaxKeys)
+		if err != nil {
 			return err
 		}
-		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceVersions),
-			bp: bucketPrefix(bucket), after: in.KeyMarker, max: in.MaxKeys}
-		start := keyPrefix(bucket, in.Prefix)
-		start = start[:len(start)-1]
+		start := l.first()
 		prevKey := "" // the key of the last version seen; its successors are not latest
 		seenPrev := false
 		switch {
@@ -231,7 +243,7 @@ func (s *Store) ListVersions(ctx context.Context, bucket string, in ListVersions
 		case in.KeyMarker != "":
 			start = afterKey(bucket, in.KeyMarker)
 		}
-		err := l.walk(start, func() { res.NextVersionIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
+		err = l.walk(start, func() { res.NextVersionIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			if l.full() {
 				return nil, nil, true, nil
 			}

@@ -30,13 +30,11 @@ type ListUploadsResult struct {
 func (s *Store) ListUploads(ctx context.Context, bucket string, in ListUploadsInput) (*ListUploadsResult, error) {
 	res := &ListUploadsResult{}
 	err := s.meta.View(ctx, func(tx meta.Tx) error {
-		if _, err := getBucket(tx, bucket); err != nil {
+		l, err := newLister(tx, spaceUploads, bucket, in.Prefix, in.Delimiter, in.KeyMarker, in.MaxUploads)
+		if err != nil {
 			return err
 		}
-		l := &lister{bucket: bucket, prefix: in.Prefix, delimiter: in.Delimiter, it: tx.Iter(spaceUploads),
-			bp: bucketPrefix(bucket), after: in.KeyMarker, max: in.MaxUploads}
-		start := keyPrefix(bucket, in.Prefix)
-		start = start[:len(start)-1]
+		start := l.first()
 		switch {
 		case in.KeyMarker != "" && in.UploadIDMarker != "":
 			id, err := parseVersionID(in.UploadIDMarker)
@@ -47,7 +45,7 @@ func (s *Store) ListUploads(ctx context.Context, bucket string, in ListUploadsIn
 		case in.KeyMarker != "":
 			start = afterKey(bucket, in.KeyMarker)
 		}
-		err := l.walk(start, func() { res.NextUploadIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
+		err = l.walk(start, func() { res.NextUploadIDMarker = "" }, func(key string, k, v []byte) ([]byte, []byte, bool, error) {
 			if l.full() {
 				return nil, nil, true, nil
 			}
