@@ -149,3 +149,11 @@ func TestNewObjectACLs(t *testing.T) {
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("nobucket"), Key: aws.String("k"), Body: strings.NewReader("x"), ACL: types.ObjectCannedACLPublicRead})
 	wantCode(t, err, "NoSuchBucket", 404)
 }
+
+func TestCreateBucketWithACL(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("public-one"), ACL: types.BucketCannedACLPublicRead})
+	wantCode(t, err, "InvalidBucketAclWithObjectOwnership", 400)
+	must[*s3.CreateBucketOutput](t)(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("private-one"), ACL: types.BucketCannedACLPrivate}))
+}

@@ -61,6 +61,11 @@ func (h *Handler) createBucket(w http.ResponseWriter, r *http.Request, rq *reque
 	if err := objectstore.ValidateBucketName(rq.bucket); err != nil {
 		return err
 	}
+	// New buckets are bucket-owner-enforced, as on AWS since 2023: an ACL
+	// granting anything beyond the owner is refused.
+	if acl := r.Header.Get("x-amz-acl"); grantHeaders(r) || acl != "" && acl != "private" {
+		return apiErr("InvalidBucketAclWithObjectOwnership", 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+	}
 	err := h.store.CreateBucket(r.Context(), rq.bucket, rq.principal.AccountID, region)
 	if errors.Is(err, objectstore.ErrWrongRegion) {
 		return errf("IllegalLocationConstraintException", 400,
