@@ -131,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(cw, r, rq, err)
 		return
 	}
-	areq := &iam.Request{Principal: rq.principal, Action: "s3:" + actionFor(op), Resource: resourceARN(bucket, key)}
+	areq := &iam.Request{Principal: rq.principal, Action: "s3:" + actionFor(op, rq.query.Get("versionId") != ""), Resource: resourceARN(bucket, key)}
 	if bucket != "" && op != "CreateBucket" {
 		// A missing bucket has no owner; the operation then answers
 		// NoSuchBucket, as S3 does.
@@ -224,8 +224,28 @@ func resourceARN(bucket, key string) string {
 	}
 }
 
-// actionFor maps an operation to its IAM action where the names differ.
-func actionFor(op string) string {
+// versionActions are the IAM actions S3 checks instead when a request
+// names a version.
+var versionActions = map[string]string{
+	"GetObject":           "GetObjectVersion",
+	"DeleteObject":        "DeleteObjectVersion",
+	"GetObjectTagging":    "GetObjectVersionTagging",
+	"PutObjectTagging":    "PutObjectVersionTagging",
+	"DeleteObjectTagging": "DeleteObjectVersionTagging",
+	"GetObjectAcl":        "GetObjectVersionAcl",
+	"PutObjectAcl":        "PutObjectVersionAcl",
+	"GetObjectAttributes": "GetObjectVersionAttributes",
+}
+
+// actionFor maps an operation to its IAM action where the names differ;
+// versioned says the request names a version.
+func actionFor(op string, versioned bool) string {
+	if op == "HeadObject" {
+		op = "GetObject"
+	}
+	if a, ok := versionActions[op]; ok && versioned {
+		return a
+	}
 	switch op {
 	case "ListObjects", "ListObjectsV2":
 		return "ListBucket"
@@ -235,8 +255,6 @@ func actionFor(op string) string {
 		return "ListAllMyBuckets"
 	case "HeadBucket":
 		return "ListBucket"
-	case "HeadObject":
-		return "GetObject"
 	case "CopyObject", "UploadPart", "UploadPartCopy", "CreateMultipartUpload", "CompleteMultipartUpload":
 		return "PutObject"
 	case "DeleteObjects":
