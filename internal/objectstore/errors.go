@@ -30,6 +30,9 @@ var (
 	ErrInvalidPartOrder    = errors.New("parts are not in ascending order")
 	ErrEntityTooSmall      = errors.New("part smaller than the minimum allowed size")
 	ErrChecksumMismatch    = errors.New("checksum mismatch")
+	// ErrReplicationKeepsVersioning refuses suspending versioning on a
+	// bucket that replicates.
+	ErrReplicationKeepsVersioning = errors.New("versioning cannot be suspended while replication is configured")
 	// ErrPreconditionFailed is a conditional write (WriteCondition) whose
 	// condition did not hold.
 	ErrPreconditionFailed = errors.New("precondition failed")

@@ -95,6 +95,8 @@ type Bucket struct {
 	// CORS is the bucket's CORS configuration as the client sent it (S3's
 	// XML), kept verbatim and parsed by the wire layer.
 	CORS []byte `json:"cors,omitempty"`
+
+	Replication json.RawMessage `json:"replication,omitempty"` // canonical JSON of a replication.Config
 }
 
 // ValidateBucketName applies AWS's rules for general purpose bucket names.
@@ -244,6 +246,12 @@ func (s *Store) SetVersioning(ctx context.Context, name, status string) error {
 		b, err := getBucket(tx, name)
 		if err != nil {
 			return err
+		}
+		// Replication needs versioning to stay on: its configuration must
+		// go first. Checked here, in the same transaction, so a
+		// configuration put concurrently cannot slip in between.
+		if status == VersioningSuspended && len(b.Replication) > 0 {
+			return fmt.Errorf("%w: %s has a replication configuration", ErrReplicationKeepsVersioning, name)
 		}
 		b.Versioning = status
 		return putBucket(tx, b)

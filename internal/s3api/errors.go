@@ -11,6 +11,7 @@ import (
 	"github.com/bulwark/bulwark/internal/checksum"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
+	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
 
@@ -86,6 +87,12 @@ var (
 	errCORSBucketNotFound      = apiErr("AccessForbidden", 403, "CORSResponse: Bucket not found")
 	errCORSNotEnabled          = apiErr("AccessForbidden", 403, "CORSResponse: CORS is not enabled for this bucket.")
 	errCORSNotAllowed          = apiErr("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.")
+)
+
+// Errors of bucket replication configurations.
+var (
+	errNoSuchReplicationConfiguration = apiErr("ReplicationConfigurationNotFoundError", 404, "The replication configuration was not found")
+	errReplicationKeepsVersioning     = apiErr("InvalidBucketState", 409, "A replication configuration is present on this bucket, so the versioning state cannot be changed.")
 )
 
 // toAPIError maps an error from any layer to what the client sees. Anything
@@ -174,6 +181,7 @@ var errorTable = []struct {
 	{sigv4.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
 	{sigv4.ErrNotImplemented, errNotImplemented, true},
 	{iam.ErrAccessDenied, errAccessDenied, false},
+	{objectstore.ErrReplicationKeepsVersioning, errReplicationKeepsVersioning, false},
 	{objectstore.ErrNoSuchUpload, apiErr("NoSuchUpload", 404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."), false},
 	{objectstore.ErrInvalidPart, apiErr("InvalidPart", 400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."), false},
 	{objectstore.ErrInvalidPartOrder, apiErr("InvalidPartOrder", 400, "The list of parts was not in ascending order. Parts must be ordered by part number."), false},
@@ -182,6 +190,26 @@ var errorTable = []struct {
 	{objectstore.ErrInvalidRequest, apiErr("InvalidRequest", 400, ""), true},
 	{objectstore.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
 	{objectstore.ErrPreconditionFailed, errPreconditionFailed, false},
+	{objectstore.ErrReplicationNeedsVersioning, apiErr("InvalidRequest", 400, "Versioning must be 'Enabled' on the bucket to apply a replication configuration"), false},
+	// The text of a replication.ConfigError is S3's message, except for a
+	// malformed document, whose text says why for the log.
+	{replication.ErrMalformed, errMalformedXML, false},
+	{replication.ErrRuleIDTooLong, apiErr("InvalidArgument", 400, ""), true},
+	{replication.ErrDuplicateRuleID, apiErr("InvalidArgument", 400, ""), true},
+	{replication.ErrMixedSchema, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrPriorityRequired, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrDuplicatePriority, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrDeleteMarkerReplicationRequired, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrDeleteMarkerReplicationWithTags, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrInvalidDestination, apiErr("InvalidArgument", 400, ""), true},
+	{replication.ErrSameBucket, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrInvalidAccount, apiErr("InvalidArgument", 400, ""), true},
+	{replication.ErrInvalidRole, apiErr("InvalidArgument", 400, ""), true},
+	{replication.ErrReplicationTime, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrEncryption, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrSourceNotVersioned, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrDestinationNotFound, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrDestinationNotVersioned, apiErr("InvalidRequest", 400, ""), true},
 }
 
 type errorBody struct {

@@ -78,7 +78,7 @@ func TestWireErrors(t *testing.T) {
 	wantXMLError(t, st, body, 400, "MalformedXML")
 	st, body, _ = do(t, r, signed(t, "PUT", u+"/k", []byte("actual body"), fmt.Sprintf("%x", sha256.Sum256([]byte("other body"))), nil))
 	wantXMLError(t, st, body, 400, "XAmzContentSHA256Mismatch")
-	st, body, _ = do(t, r, signed(t, "GET", u+"?replication", nil, "", nil))
+	st, body, _ = do(t, r, signed(t, "GET", u+"?lifecycle", nil, "", nil))
 	wantXMLError(t, st, body, 501, "NotImplemented")
 	st, body, _ = do(t, r, signed(t, "GET", u+"/k?legal-hold", nil, "", nil))
 	wantXMLError(t, st, body, 501, "NotImplemented")

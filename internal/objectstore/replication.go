@@ -1,0 +1,52 @@
+package objectstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/bulwark/bulwark/internal/meta"
+)
+
+// ErrReplicationNeedsVersioning is a replication configuration set on a
+// bucket whose versioning is not Enabled.
+var ErrReplicationNeedsVersioning = errors.New("replication needs versioning enabled on the bucket")
+
+// SetBucketReplication replaces a bucket's replication configuration; nil
+// or empty cfg removes it. cfg is the configuration's canonical JSON: the
+// replication package defines and validates it before calling. Versioning
+// is checked again inside the transaction, so a configuration is never
+// stored on a bucket whose versioning is not Enabled at that moment.
+func (s *Store) SetBucketReplication(ctx context.Context, name string, cfg []byte) error {
+	if len(cfg) == 0 {
+		cfg = nil
+	} else {
+		if !json.Valid(cfg) {
+			return fmt.Errorf("%w: replication configuration is not JSON", ErrInvalidArgument)
+		}
+		cfg = bytes.Clone(cfg)
+	}
+	return s.meta.Update(ctx, func(tx meta.Tx) error {
+		b, err := getBucket(tx, name)
+		if err != nil {
+			return err
+		}
+		if cfg != nil && b.Versioning != VersioningEnabled {
+			return fmt.Errorf("%w: %s", ErrReplicationNeedsVersioning, name)
+		}
+		b.Replication = cfg
+		return putBucket(tx, b)
+	})
+}
+
+// BucketReplication returns a bucket's replication configuration as stored
+// by SetBucketReplication, or nil when it has none.
+func (s *Store) BucketReplication(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.Bucket(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return b.Replication, nil
+}
