@@ -208,9 +208,7 @@ func (h *Handler) completeMultipartUpload(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if !v.Null || v.BucketVersioned {
-		w.Header().Set("x-amz-version-id", v.VersionID)
-	}
+	setVersionHeader(w, v)
 	res := completeResult{
 		NS: xmlNS, Location: "/" + rq.bucket + "/" + rq.key, Bucket: rq.bucket, Key: rq.key,
 		ETag: `"` + v.ETag + `"`, ChecksumType: v.ChecksumType,
@@ -255,7 +253,12 @@ type listPartsResult struct {
 }
 
 func intParam(rq *request, name string, def, max int) (int, error) {
-	s := rq.query.Get(name)
+	return parseIntParam(name, rq.query.Get(name), def, max)
+}
+
+// parseIntParam reads a non-negative integer parameter (query or header),
+// capped at max.
+func parseIntParam(name, s string, def, max int) (int, error) {
 	if s == "" {
 		return def, nil
 	}

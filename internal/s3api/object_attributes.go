@@ -3,7 +3,6 @@ package s3api
 import (
 	"encoding/xml"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/bulwark/bulwark/internal/objectstore"
@@ -69,19 +68,6 @@ func objectAttributes(r *http.Request) (map[string]bool, error) {
 	return want, nil
 }
 
-// headerInt reads a non-negative integer header, def when absent.
-func headerInt(r *http.Request, name string, def int) (int, error) {
-	s := r.Header.Get(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, errf("InvalidArgument", 400, "Provided %s not an integer or within integer range", name)
-	}
-	return n, nil
-}
-
 func (h *Handler) getObjectAttributes(w http.ResponseWriter, r *http.Request, rq *request) error {
 	want, err := objectAttributes(r)
 	if err != nil {
@@ -91,11 +77,11 @@ func (h *Handler) getObjectAttributes(w http.ResponseWriter, r *http.Request, rq
 	if err != nil {
 		return err
 	}
-	maxParts, err := headerInt(r, "x-amz-max-parts", 1000)
+	maxParts, err := parseIntParam("x-amz-max-parts", r.Header.Get("x-amz-max-parts"), 1000, 1000)
 	if err != nil {
 		return err
 	}
-	marker, err := headerInt(r, "x-amz-part-number-marker", 0)
+	marker, err := parseIntParam("x-amz-part-number-marker", r.Header.Get("x-amz-part-number-marker"), 0, objectstore.MaxParts)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,9 @@ package s3api
 import "net/http"
 
 func (h *Handler) deleteObject(w http.ResponseWriter, r *http.Request, rq *request) error {
-	vid := rq.query.Get("versionId")
-	if rq.query.Has("versionId") && vid == "" {
-		return apiErr("InvalidArgument", 400, "Version id cannot be the empty string")
+	vid, err := versionIDParam(rq)
+	if err != nil {
+		return err
 	}
 	res, err := h.store.DeleteObject(r.Context(), rq.bucket, rq.key, vid)
 	if err != nil {

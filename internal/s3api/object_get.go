@@ -22,14 +22,13 @@ func (h *Handler) headObject(w http.ResponseWriter, r *http.Request, rq *request
 }
 
 func (h *Handler) readObject(w http.ResponseWriter, r *http.Request, rq *request, withBody bool) error {
-	vid := rq.query.Get("versionId")
-	if rq.query.Has("versionId") && vid == "" {
-		return apiErr("InvalidArgument", 400, "Version id cannot be the empty string")
+	vid, err := versionIDParam(rq)
+	if err != nil {
+		return err
 	}
 	var (
 		v    *objectstore.Version
 		body objectstore.Body
-		err  error
 	)
 	if withBody {
 		v, body, err = h.store.GetObject(r.Context(), rq.bucket, rq.key, vid)

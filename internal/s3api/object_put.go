@@ -73,9 +73,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, rq *request)
 		return err
 	}
 	w.Header().Set("ETag", `"`+v.ETag+`"`)
-	if !v.Null || v.BucketVersioned {
-		w.Header().Set("x-amz-version-id", v.VersionID)
-	}
+	setVersionHeader(w, v)
 	if v.ChecksumAlgorithm != "" {
 		alg := checksum.Algorithm(v.ChecksumAlgorithm)
 		w.Header().Set(alg.HeaderName(), v.Checksum)
