@@ -101,3 +101,16 @@ func RootKey(accountID, accessKey, secret string) Key {
 		AccessKey: accessKey,
 	}}
 }
+
+// ForAccount returns a key of the account's root user, for work the system
+// does on the account's behalf.
+func (k *Keyring) ForAccount(accountID string) (Key, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, key := range k.keys {
+		if key.Principal.AccountID == accountID && key.Principal.ARN == "arn:aws:iam::"+accountID+":root" {
+			return key, true
+		}
+	}
+	return Key{}, false
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/sigv4"
+	"github.com/bulwark/bulwark/internal/topology"
 )
 
 // APIError is an S3 error as the client sees it. Codes never change once
@@ -160,6 +161,7 @@ var errorTable = []struct {
 	{objectstore.ErrCopyFromDeleteMarker, apiErr("InvalidRequest", 400, "The source of a copy request may not specifically refer to a delete marker by version id."), false},
 	{objectstore.ErrCopySourceTooLarge, apiErr("InvalidRequest", 400, fmt.Sprintf("The specified copy source is larger than the maximum allowable size for a copy source: %d", objectstore.MaxCopySize)), false},
 	{objectstore.ErrWrongRegion, apiErr("IllegalLocationConstraintException", 400, ""), true},
+	{topology.ErrRegionUnreachable, apiErr("ServiceUnavailable", 503, ""), true},
 	{checksum.ErrBadDigest, errBadDigest, false},
 	{checksum.ErrInvalidDigest, errInvalidDigest, false},
 	{checksum.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},

@@ -33,6 +33,17 @@ type Config struct {
 	// Domains are the host names under which virtual-hosted-style requests
 	// arrive: a request to "bucket.<domain>" addresses bucket.
 	Domains []string
+	// Router, when set, sees every request first and may answer it from
+	// another region (a bucket homed elsewhere, a listing of all regions).
+	Router Router
+}
+
+// Router sends requests that belong to another region there.
+type Router interface {
+	// Route is called with the request's bucket ("" for service-level
+	// requests) before authentication. It reports whether it answered the
+	// request; an error it returns is rendered as the S3 error it maps to.
+	Route(w http.ResponseWriter, r *http.Request, bucket string) (handled bool, err error)
 }
 
 // Handler serves the S3 API of one region.
@@ -44,6 +55,7 @@ type Handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	domains []string
+	router  Router
 	hostID  string
 }
 
@@ -51,7 +63,7 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	h := &Handler{
 		store: cfg.Store, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer,
-		metrics: cfg.Metrics, log: cfg.Logger, domains: cfg.Domains,
+		metrics: cfg.Metrics, log: cfg.Logger, domains: cfg.Domains, router: cfg.Router,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -109,6 +121,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rq.op = "Unknown"
 		h.writeError(cw, r, rq, err)
 		return
+	}
+	if h.router != nil {
+		if handled, err := h.router.Route(cw, r, bucket); handled {
+			if err != nil {
+				rq.op = "Unknown"
+				h.writeError(cw, r, rq, err)
+			}
+			return
+		}
 	}
 	if bucket != "" && r.Method == http.MethodOptions {
 		// A CORS preflight: browsers send it without credentials.

@@ -27,6 +27,7 @@ import (
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/s3api"
 	"github.com/bulwark/bulwark/internal/sigv4"
+	"github.com/bulwark/bulwark/internal/topology"
 )
 
 // Config configures one region.
@@ -48,6 +49,9 @@ type Config struct {
 	UploadExpiry time.Duration
 	// InlineLimit overrides objectstore.DefaultInlineLimit when non-zero.
 	InlineLimit int64
+	// Topology names every region of the deployment, this one included;
+	// nil runs the region alone.
+	Topology *topology.Topology
 }
 
 // Region is one running region.
@@ -57,6 +61,7 @@ type Region struct {
 	meta     *bolt.Store
 	Store    *objectstore.Store
 	Registry *prometheus.Registry
+	keys     *iam.Keyring
 	srv      *http.Server
 	ln       net.Listener
 	url      string
@@ -129,24 +134,47 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 			Help: "Metadata transactions committed; divided by commits, the group commit factor.",
 		}, func() float64 { return float64(m.Stats().Transactions) }),
 	)
-	return &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg}, nil
+	if cfg.Topology == nil {
+		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
+	}
+	return &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, keys: iam.NewKeyring(cfg.Keys...)}, nil
 }
 
-// Handler returns the region's HTTP handler: the S3 API, and Prometheus
-// metrics on an unsigned GET /metrics (a signed request there is S3's, for a
-// bucket named "metrics").
+// verifier checks signatures made with the deployment's keys. Bucket names
+// are global and any region's endpoint serves any bucket, so a credential
+// scope may name any region of the topology; this region comes first, as
+// the one reported to a client that names none of them.
+func (r *Region) verifier() *sigv4.Verifier {
+	regions := []string{r.cfg.Region}
+	for _, n := range r.cfg.Topology.Names() {
+		if n != r.cfg.Region {
+			regions = append(regions, n)
+		}
+	}
+	return &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Regions: regions}
+}
+
+// Handler returns the region's HTTP handler: the S3 API; Bulwark's own API
+// under /_bulwark/ (no bucket name can start with "_"); and Prometheus
+// metrics on an unsigned GET /metrics (a signed request there is S3's, for
+// a bucket named "metrics").
 func (r *Region) Handler() http.Handler {
-	keys := iam.NewKeyring(r.cfg.Keys...)
 	api := s3api.New(s3api.Config{
 		Store:    r.Store,
-		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(keys), Regions: []string{r.cfg.Region}},
-		Keys:     keys,
+		Verifier: r.verifier(),
+		Keys:     r.keys,
 		Metrics:  s3api.NewMetrics(r.Registry),
 		Logger:   r.log,
 		Domains:  r.cfg.Domains,
+		Router:   r.router(),
 	})
+	admin := r.adminHandler()
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, adminPrefix) {
+			admin.ServeHTTP(w, req)
+			return
+		}
 		if req.URL.Path == "/metrics" && req.Method == http.MethodGet &&
 			req.Header.Get("Authorization") == "" && !strings.Contains(req.URL.RawQuery, "X-Amz-") {
 			metrics.ServeHTTP(w, req)

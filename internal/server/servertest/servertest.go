@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
+	"github.com/bulwark/bulwark/internal/topology"
 )
 
 // Test credentials of the region's root user.
@@ -44,6 +45,11 @@ type Options struct {
 	Region string // default us-west-2
 	TLS    bool
 	Dir    string // data directory; default a fresh temporary one
+	// Topology, when set, is shared with the other regions of a
+	// deployment; the region's endpoint is recorded in it once listening.
+	Topology *topology.Topology
+	// Configure adjusts the server configuration before the region opens.
+	Configure func(*server.Config)
 }
 
 // Start opens and starts a region on 127.0.0.1:0; it is closed at the end
@@ -65,6 +71,10 @@ func Start(t testing.TB, opts Options) *Region {
 			iam.RootKey(OtherAccountID, OtherAccessKey, OtherSecretKey),
 		},
 	}
+	cfg.Topology = opts.Topology
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
 	tr := &Region{Dir: opts.Dir}
 	if opts.TLS {
 		cert, key, err := server.SelfSignedCert(filepath.Join(opts.Dir, "tls"))
@@ -81,6 +91,9 @@ func Start(t testing.TB, opts Options) *Region {
 		t.Fatal(err)
 	}
 	tr.Region = r
+	if opts.Topology != nil {
+		opts.Topology.SetEndpoint(opts.Region, r.URL())
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -89,6 +102,26 @@ func Start(t testing.TB, opts Options) *Region {
 		}
 	})
 	return tr
+}
+
+// StartRegions starts one region per name, each with its own data
+// directory, store and listener, all knowing each other through one
+// topology: a deployment on loopback.
+func StartRegions(t testing.TB, names ...string) []*Region {
+	t.Helper()
+	regions := make([]topology.Region, len(names))
+	for i, n := range names {
+		regions[i].Name = n
+	}
+	topo, err := topology.New(regions...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*Region, len(names))
+	for i, n := range names {
+		out[i] = Start(t, Options{Region: n, Topology: topo})
+	}
+	return out
 }
 
 // HTTPClient returns an HTTP client that trusts the region's certificate.

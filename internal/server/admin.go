@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/bulwark/bulwark/internal/iam"
+)
+
+// adminPrefix is where Bulwark's own API lives, beside S3's: the peer API
+// regions use among themselves and the admin API the CLI uses. Every call
+// is signed with SigV4 by a key of the deployment.
+const adminPrefix = "/_bulwark/"
+
+type principalKey struct{}
+
+// callerOf returns the authenticated caller of an admin request.
+func callerOf(ctx context.Context) *iam.Principal {
+	p, _ := ctx.Value(principalKey{}).(*iam.Principal)
+	return p
+}
+
+// adminHandler authenticates and routes /_bulwark/ requests.
+func (r *Region) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	r.registerPeerAPI(mux)
+	r.registerReplicationAPI(mux)
+	v := r.verifier()
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		res, err := v.Verify(req.Context(), req)
+		if err == nil && res.Anonymous {
+			err = errors.New("request is not signed")
+		}
+		if err != nil {
+			writeJSONError(w, http.StatusForbidden, "AccessDenied", err.Error())
+			return
+		}
+		k, err := r.keys.Lookup(req.Context(), res.Credential.AccessKey)
+		if err != nil {
+			writeJSONError(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+			return
+		}
+		p := k.Principal
+		req.Body = res.Body
+		mux.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), principalKey{}, &p)))
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"code": code, "message": msg})
+}
