@@ -16,7 +16,7 @@ func (s *Store) SetBucketCORS(ctx context.Context, name string, cors []byte) err
 	} else {
 		cors = bytes.Clone(cors)
 	}
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		b, err := getBucket(tx, name)
 		if err != nil {
 			return err

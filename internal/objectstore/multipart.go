@@ -127,7 +127,7 @@ func (s *Store) CreateUpload(ctx context.Context, in *UploadInput) (*Upload, err
 		Bucket: in.Bucket, Key: in.Key, Owner: in.Owner, StorageClass: tmpl.StorageClass,
 		ChecksumAlgorithm: string(in.ChecksumAlgorithm), ChecksumType: ct, Template: &tmpl,
 	}
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		if _, err := getBucket(tx, in.Bucket); err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*Part, error) {
 		p.Checksum = cr.Checksum()
 	}
 	var garbage []string
-	err = s.meta.Update(ctx, func(tx meta.Tx) error {
+	err = s.update(ctx, func(tx meta.Tx) error {
 		garbage = garbage[:0]
 		if _, err := getUpload(tx, in.Bucket, in.Key, in.UploadID); err != nil {
 			return err
@@ -289,7 +289,7 @@ func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, aft
 // AbortUpload discards an upload and its parts.
 func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) error {
 	var garbage []string
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		u, err := getUpload(tx, bucket, key, uploadID)
 		if err != nil {
 			return err
@@ -363,7 +363,7 @@ func (s *Store) CompleteUpload(ctx context.Context, in *CompleteInput) (*Version
 		v       *Version
 		garbage []string
 	)
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		garbage = garbage[:0]
 		u, err := getUpload(tx, in.Bucket, in.Key, in.UploadID)
 		if err != nil {

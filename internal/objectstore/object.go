@@ -171,7 +171,7 @@ func (s *Store) writeData(ctx context.Context, v *Version, r io.Reader, size int
 // its change record together, if cond holds in that transaction.
 func (s *Store) commitVersion(ctx context.Context, v *Version, cond WriteCondition) error {
 	var garbage []string
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		if err := cond.check(tx, v.Bucket, v.Key); err != nil {
 			return err
 		}
@@ -207,11 +207,19 @@ func (s *Store) placeVersion(tx meta.Tx, v *Version) ([]string, error) {
 	kind := ChangePut
 	if v.DeleteMarker {
 		kind = ChangeDeleteMarker
+	} else if b.Replication != nil && s.selects != nil && s.selects(b.Replication, v.Key, v.Tags) {
+		v.ReplicationStatus = StatusPending
 	}
 	return garbage, insertVersion(tx, v, kind)
 }
 
 func insertVersion(tx meta.Tx, v *Version, kind ChangeKind) error {
+	return insertVersionFrom(tx, v, kind, "")
+}
+
+// insertVersionFrom stores v and its change record, marked with the origin
+// of the change.
+func insertVersionFrom(tx meta.Tx, v *Version, kind ChangeKind, origin string) error {
 	raw, err := encodeVersion(v)
 	if err != nil {
 		return err
@@ -227,7 +235,7 @@ func insertVersion(tx meta.Tx, v *Version, kind ChangeKind) error {
 	}
 	return appendChange(tx, &Change{
 		Bucket: v.Bucket, Key: v.Key, VersionID: v.VersionID,
-		Kind: kind, Size: v.Size, Time: v.LastModified,
+		Kind: kind, Size: v.Size, Time: v.LastModified, Origin: origin,
 	})
 }
 
@@ -419,7 +427,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key, vid string) (*Del
 	}
 	var garbage []string
 	var res DeleteResult
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		garbage, res = garbage[:0], DeleteResult{}
 		b, err := getBucket(tx, bucket)
 		if err != nil {

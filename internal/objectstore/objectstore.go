@@ -35,29 +35,37 @@ type Config struct {
 	// InlineLimit is the largest object stored inline in metadata; 0 means
 	// DefaultInlineLimit and a negative value disables inlining.
 	InlineLimit int64
+	// ReplicationSelects, when set, tells whether a bucket's replication
+	// configuration (its stored JSON) selects a new object version with
+	// this key and these tags; such a version is born PENDING.
+	ReplicationSelects func(cfg []byte, key string, tags map[string]string) bool
 }
 
 // Store is one region's object store.
 type Store struct {
-	region string
-	meta   meta.Store
-	blobs  blob.Store
-	log    *slog.Logger
-	now    func() time.Time
-	ids    *idGen
-	inline int64
+	region  string
+	meta    meta.Store
+	blobs   blob.Store
+	log     *slog.Logger
+	now     func() time.Time
+	ids     *idGen
+	inline  int64
+	selects func(cfg []byte, key string, tags map[string]string) bool
+	notify  chan struct{}
 }
 
 // New returns a Store over the given metadata and blob stores.
 func New(cfg Config) *Store {
 	s := &Store{
-		region: cfg.Region,
-		meta:   cfg.Meta,
-		blobs:  cfg.Blobs,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		ids:    newIDGen(cfg.Region),
-		inline: cfg.InlineLimit,
+		region:  cfg.Region,
+		meta:    cfg.Meta,
+		blobs:   cfg.Blobs,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		ids:     newIDGen(cfg.Region),
+		inline:  cfg.InlineLimit,
+		selects: cfg.ReplicationSelects,
+		notify:  make(chan struct{}, 1),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -73,6 +81,25 @@ func New(cfg Config) *Store {
 	}
 	return s
 }
+
+// update runs fn in a durable transaction and, once it has committed,
+// wakes the change feed's consumer.
+func (s *Store) update(ctx context.Context, fn func(tx meta.Tx) error) error {
+	err := s.meta.Update(ctx, fn)
+	if err == nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// Notify returns a channel that receives a value after a committed change,
+// so the change feed's consumer is woken by the commit instead of polling.
+// Wake-ups coalesce: one value may stand for many changes. There is one
+// channel per store, for one consumer.
+func (s *Store) Notify() <-chan struct{} { return s.notify }
 
 // Region returns the region this store serves.
 func (s *Store) Region() string { return s.region }
@@ -147,7 +174,7 @@ func (s *Store) CreateBucket(ctx context.Context, name, owner, region string) er
 	if region != s.region {
 		return fmt.Errorf("%w: constraint %q, this endpoint serves %q", ErrWrongRegion, region, s.region)
 	}
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		if raw := tx.Get(spaceBuckets, []byte(name)); raw != nil {
 			var b Bucket
 			if err := json.Unmarshal(raw, &b); err != nil {
@@ -219,7 +246,7 @@ func (s *Store) ListBuckets(ctx context.Context, owner string) ([]Bucket, error)
 // DeleteBucket deletes an empty bucket: one with no versions, no delete
 // markers and no multipart uploads left.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		if _, err := getBucket(tx, name); err != nil {
 			return err
 		}
@@ -242,7 +269,7 @@ func (s *Store) SetVersioning(ctx context.Context, name, status string) error {
 	if status != VersioningEnabled && status != VersioningSuspended {
 		return fmt.Errorf("%w: versioning status %q", ErrInvalidArgument, status)
 	}
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		b, err := getBucket(tx, name)
 		if err != nil {
 			return err

@@ -54,8 +54,12 @@ type Version struct {
 	Parts []PartRef `json:"parts,omitempty"`
 	// ChecksumType is COMPOSITE or FULL_OBJECT for multipart objects.
 	ChecksumType string `json:"cktype,omitempty"`
-	inline       []byte
-	id           versionID
+	// ReplicationStatus is S3's x-amz-replication-status: PENDING,
+	// COMPLETED or FAILED on a source version a replication rule selected,
+	// REPLICA on a version written by replication.
+	ReplicationStatus string `json:"rstat,omitempty"`
+	inline            []byte
+	id                versionID
 }
 
 // ChecksumKind is COMPOSITE for a multipart object whose checksum is
@@ -178,7 +182,15 @@ const (
 	ChangeDeleteMarker  ChangeKind = "delete-marker"  // a delete marker was added
 	ChangeDeleteVersion ChangeKind = "delete-version" // a version was removed for good
 	ChangeTags          ChangeKind = "tags"           // a version's tags were replaced or removed
+	// ChangeReplicationConfig marks a new replication configuration of the
+	// bucket (Key is empty): what failed under the old one is worth a retry.
+	ChangeReplicationConfig ChangeKind = "replication-config"
 )
+
+// OriginReplication marks a change made by replication from another
+// bucket, which replication never sends on again: that is what keeps
+// two-way replication from looping.
+const OriginReplication = "replication"
 
 // Change is one record of the change feed.
 type Change struct {
@@ -189,6 +201,7 @@ type Change struct {
 	Kind      ChangeKind `json:"kind"`
 	Size      int64      `json:"size"`
 	Time      time.Time  `json:"time"`
+	Origin    string     `json:"origin,omitempty"` // "" for a client's change, else OriginReplication
 }
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

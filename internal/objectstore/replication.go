@@ -28,7 +28,7 @@ func (s *Store) SetBucketReplication(ctx context.Context, name string, cfg []byt
 		}
 		cfg = bytes.Clone(cfg)
 	}
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		b, err := getBucket(tx, name)
 		if err != nil {
 			return err
@@ -37,7 +37,10 @@ func (s *Store) SetBucketReplication(ctx context.Context, name string, cfg []byt
 			return fmt.Errorf("%w: %s", ErrReplicationNeedsVersioning, name)
 		}
 		b.Replication = cfg
-		return putBucket(tx, b)
+		if err := putBucket(tx, b); err != nil {
+			return err
+		}
+		return appendChange(tx, &Change{Bucket: name, Kind: ChangeReplicationConfig, Time: s.now().UTC()})
 	})
 }
 

@@ -126,6 +126,10 @@ func utf16Len(s string) int {
 // keeping its version ID and data, and a ChangeTags record is appended in
 // the same transaction. A refused tag set is returned as a *TagError.
 func (s *Store) SetTags(ctx context.Context, bucket, key, versionID string, tags map[string]string) (*Version, error) {
+	return s.setTags(ctx, bucket, key, versionID, tags, "")
+}
+
+func (s *Store) setTags(ctx context.Context, bucket, key, versionID string, tags map[string]string, origin string) (*Version, error) {
 	if err := ValidateTags(tags, MaxObjectTags); err != nil {
 		return nil, err
 	}
@@ -135,7 +139,7 @@ func (s *Store) SetTags(ctx context.Context, bucket, key, versionID string, tags
 		tags = maps.Clone(tags)
 	}
 	var v *Version
-	err := s.meta.Update(ctx, func(tx meta.Tx) error {
+	err := s.update(ctx, func(tx meta.Tx) error {
 		var err error
 		if v, err = resolve(tx, bucket, key, versionID); err != nil {
 			return err
@@ -150,7 +154,7 @@ func (s *Store) SetTags(ctx context.Context, bucket, key, versionID string, tags
 		}
 		return appendChange(tx, &Change{
 			Bucket: bucket, Key: key, VersionID: v.VersionID,
-			Kind: ChangeTags, Size: v.Size, Time: s.now().UTC(),
+			Kind: ChangeTags, Size: v.Size, Time: s.now().UTC(), Origin: origin,
 		})
 	})
 	if err != nil {
@@ -170,7 +174,7 @@ func (s *Store) SetBucketTags(ctx context.Context, name string, tags map[string]
 	} else {
 		tags = maps.Clone(tags)
 	}
-	return s.meta.Update(ctx, func(tx meta.Tx) error {
+	return s.update(ctx, func(tx meta.Tx) error {
 		b, err := getBucket(tx, name)
 		if err != nil {
 			return err

@@ -139,7 +139,7 @@ func (s *Store) AbortStaleUploads(ctx context.Context, age time.Duration) (int, 
 		}
 	}
 	if len(doneKeys) > 0 {
-		err = s.meta.Update(ctx, func(tx meta.Tx) error {
+		err = s.update(ctx, func(tx meta.Tx) error {
 			for _, k := range doneKeys {
 				if err := tx.Delete(spaceCompleted, k); err != nil {
 					return err

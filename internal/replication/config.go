@@ -253,3 +253,11 @@ func newRuleID() string {
 	u := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 	return base64.StdEncoding.EncodeToString([]byte(u))
 }
+
+// Selects reports whether a stored configuration selects a new object
+// version with this key and these tags: the hook by which the object store
+// marks such a version PENDING in the transaction that writes it.
+func Selects(raw []byte, key string, tags map[string]string) bool {
+	c, err := Decode(raw)
+	return err == nil && len(SelectRules(c, key, tags)) > 0
+}

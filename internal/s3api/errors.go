@@ -161,6 +161,7 @@ var errorTable = []struct {
 	{objectstore.ErrCopyFromDeleteMarker, apiErr("InvalidRequest", 400, "The source of a copy request may not specifically refer to a delete marker by version id."), false},
 	{objectstore.ErrCopySourceTooLarge, apiErr("InvalidRequest", 400, fmt.Sprintf("The specified copy source is larger than the maximum allowable size for a copy source: %d", objectstore.MaxCopySize)), false},
 	{objectstore.ErrWrongRegion, apiErr("IllegalLocationConstraintException", 400, ""), true},
+	{objectstore.ErrReplicaNotVersioned, apiErr("InvalidBucketState", 409, "Destination bucket must have versioning enabled."), false},
 	{topology.ErrRegionUnreachable, apiErr("ServiceUnavailable", 503, ""), true},
 	{checksum.ErrBadDigest, errBadDigest, false},
 	{checksum.ErrInvalidDigest, errInvalidDigest, false},

@@ -403,6 +403,12 @@ func (h *Handler) objectRoute(r *http.Request, q url.Values) (string, handlerFun
 	copySource := r.Header.Get("x-amz-copy-source") != ""
 	switch r.Method {
 	case http.MethodPut:
+		if op, ok := replicationOp(r); ok {
+			if op == "Unknown" || hasSubresource(q) {
+				return "Unknown", nil
+			}
+			return op, h.replicate
+		}
 		switch {
 		case has("tagging"):
 			return "PutObjectTagging", h.putObjectTagging

@@ -117,7 +117,7 @@ func setObjectHeaders(hdr http.Header, v *objectstore.Version, rq *request) {
 	for k, val := range map[string]string{
 		"Content-Encoding": v.ContentEncoding, "Content-Disposition": v.ContentDisposition,
 		"Content-Language": v.ContentLanguage, "Cache-Control": v.CacheControl, "Expires": v.Expires,
-		"x-amz-storage-class": v.StorageClass,
+		"x-amz-storage-class": v.StorageClass, "x-amz-replication-status": v.ReplicationStatus,
 	} {
 		if val != "" {
 			hdr.Set(k, val)

@@ -25,6 +25,7 @@ import (
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
+	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/s3api"
 	"github.com/bulwark/bulwark/internal/sigv4"
 	"github.com/bulwark/bulwark/internal/topology"
@@ -52,6 +53,17 @@ type Config struct {
 	// Topology names every region of the deployment, this one included;
 	// nil runs the region alone.
 	Topology *topology.Topology
+	// Replication tunes the replication engine.
+	Replication ReplicationConfig
+}
+
+// ReplicationConfig tunes the replication engine; zero values take the
+// engine's defaults.
+type ReplicationConfig struct {
+	Workers     int   // concurrent sends per destination bucket
+	Bandwidth   int64 // bytes per second per destination bucket; 0 unlimited
+	RetryMax    time.Duration
+	FailedRetry time.Duration
 }
 
 // Region is one running region.
@@ -62,7 +74,10 @@ type Region struct {
 	Store    *objectstore.Store
 	Registry *prometheus.Registry
 	keys     *iam.Keyring
-	srv      *http.Server
+	// Replication sends this region's new object versions to their
+	// destination buckets.
+	Replication *replication.Engine
+	srv         *http.Server
 	ln       net.Listener
 	url      string
 
@@ -104,7 +119,10 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		m.Close()
 		return nil, err
 	}
-	store := objectstore.New(objectstore.Config{Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit})
+	store := objectstore.New(objectstore.Config{
+		Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit,
+		ReplicationSelects: replication.Selects,
+	})
 	// Nothing is being written yet, so every unreferenced blob is an orphan.
 	if n, err := store.SweepOrphans(ctx, 0); err != nil {
 		m.Close()
@@ -137,7 +155,19 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	if cfg.Topology == nil {
 		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
 	}
-	return &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, keys: iam.NewKeyring(cfg.Keys...)}, nil
+	r := &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, keys: iam.NewKeyring(cfg.Keys...)}
+	r.Replication = replication.New(replication.EngineConfig{
+		Store: store, Meta: m, Locate: r.locateEndpoint,
+		Credentials: func(account string) (string, string, bool) {
+			k, ok := r.keys.ForAccount(account)
+			return k.AccessKey, k.Secret, ok
+		},
+		HTTPClient: &http.Client{Transport: topology.NewTransport(r.peerTLS())},
+		Workers:    cfg.Replication.Workers, Bandwidth: cfg.Replication.Bandwidth,
+		RetryMax: cfg.Replication.RetryMax, FailedRetry: cfg.Replication.FailedRetry,
+		Registry: reg, Logger: log,
+	})
+	return r, nil
 }
 
 // verifier checks signatures made with the deployment's keys. Bucket names
@@ -222,8 +252,31 @@ func (r *Region) Start() error {
 		defer r.wg.Done()
 		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace, r.cfg.UploadExpiry)
 	}()
+	if err := r.Replication.Start(ctx); err != nil {
+		cancel()
+		r.srv.Close()
+		r.wg.Wait()
+		return err
+	}
 	r.log.Info("serving", "url", r.url)
 	return nil
+}
+
+// locateEndpoint finds the region and endpoint serving a bucket, for the
+// replication engine.
+func (r *Region) locateEndpoint(ctx context.Context, bucket string) (string, string, error) {
+	region, err := r.LocateBucket(ctx, bucket)
+	if err != nil {
+		return "", "", err
+	}
+	if region == r.cfg.Region {
+		return r.url, region, nil
+	}
+	ep, ok := r.cfg.Topology.Endpoint(region)
+	if !ok {
+		return "", "", fmt.Errorf("%w: region %s has no endpoint in the topology", topology.ErrRegionUnreachable, region)
+	}
+	return ep, region, nil
 }
 
 // URL is the region's endpoint, once started.
@@ -243,6 +296,7 @@ func (r *Region) Close(ctx context.Context) error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	r.Replication.Close()
 	if err := r.meta.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,0 +1,444 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bulwark/bulwark/internal/meta"
+	"github.com/bulwark/bulwark/internal/objectstore"
+)
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	Store *objectstore.Store
+	// Meta is the metadata store under Store; the engine keeps its cursor,
+	// tasks and jobs there, in transactions of their own.
+	Meta meta.Store
+	// Locate returns the endpoint (base URL) of the region serving a
+	// destination bucket. An error wrapping objectstore.ErrNoSuchBucket
+	// means no region has it; other errors are taken as transient.
+	Locate func(ctx context.Context, bucket string) (endpoint, region string, err error)
+	// Credentials returns the access key pair the engine signs with when it
+	// acts for an account (the source bucket's owner).
+	Credentials func(accountID string) (accessKey, secret string, ok bool)
+	HTTPClient  *http.Client
+	// Workers is the number of concurrent sends per destination bucket;
+	// default 16.
+	Workers int
+	// Bandwidth caps the bytes per second sent to each destination bucket;
+	// 0 is unlimited.
+	Bandwidth int64
+	// RetryMin and RetryMax bound the backoff between attempts after a
+	// transient failure; defaults 100 ms and 30 s.
+	RetryMin, RetryMax time.Duration
+	// FailedRetry is how often failed operations are tried again, in case
+	// what made them fail (a missing bucket, versioning, a policy) was
+	// fixed; default 1 minute. A new replication configuration on the
+	// source bucket retries them at once.
+	FailedRetry time.Duration
+	Registry    prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Engine replicates a region's object versions to their destination
+// buckets. It consumes the object store's change feed, turns each change
+// that a bucket's rules select into durable tasks, and sends them with
+// per-destination workers that keep per-key order.
+type Engine struct {
+	cfg     EngineConfig
+	store   *objectstore.Store
+	meta    meta.Store
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+
+	mu       sync.Mutex
+	lanes    map[string]*lane      // destination bucket -> lane
+	open     map[versionRef]int    // source version -> tasks queued
+	failed   map[versionRef]int    // source version -> tasks failed
+	failures map[uint64]*Task      // failed tasks by ID
+	stats    map[series]*seriesStat // per rule and destination
+	jobs     map[string]*jobRun
+	vlocks   [vlockCount]sync.Mutex
+
+	wake   chan struct{} // asks the dispatcher to look again
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// vlockCount stripes the locks that serialize outcomes per version.
+const vlockCount = 64
+
+// New returns an engine; Start runs it.
+func New(cfg EngineConfig) *Engine {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 100 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.FailedRetry <= 0 {
+		cfg.FailedRetry = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	return &Engine{
+		cfg: cfg, store: cfg.Store, meta: cfg.Meta, log: cfg.Logger.With("component", "replication"),
+		now: cfg.Now, metrics: newMetrics(cfg.Registry),
+		lanes: map[string]*lane{}, open: map[versionRef]int{}, failed: map[versionRef]int{},
+		failures: map[uint64]*Task{}, stats: map[series]*seriesStat{}, jobs: map[string]*jobRun{},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// Start loads the tasks and failures a previous run left, and starts the
+// dispatcher, the workers and any unfinished batch job.
+func (e *Engine) Start(ctx context.Context) error {
+	var tasks, failures []*Task
+	err := e.meta.View(ctx, func(tx meta.Tx) error {
+		var err error
+		if tasks, err = loadTasks(tx, spaceTasks); err != nil {
+			return err
+		}
+		failures, err = loadTasks(tx, spaceFailed)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("start replication: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.mu.Lock()
+	for _, t := range failures {
+		e.addFailedLocked(t)
+	}
+	for _, t := range tasks {
+		e.enqueueLocked(runCtx, t)
+	}
+	e.mu.Unlock()
+	if len(tasks) > 0 {
+		e.log.Info("resuming replication backlog", "tasks", len(tasks), "failed", len(failures))
+	}
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.dispatch(runCtx) }()
+	go func() { defer e.wg.Done(); e.retryFailedLoop(runCtx) }()
+	return e.resumeJobs(runCtx)
+}
+
+// Close stops the engine; what is queued stays queued for the next Start.
+func (e *Engine) Close() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	e.mu.Lock()
+	for _, l := range e.lanes {
+		l.close()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// dispatch follows the change feed from the durable cursor, woken by the
+// store's commits.
+func (e *Engine) dispatch(ctx context.Context) {
+	var cursor uint64
+	if err := e.meta.View(ctx, func(tx meta.Tx) error { cursor = getCursor(tx); return nil }); err != nil {
+		e.log.Error("read replication cursor", "err", err)
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		n, next, err := e.dispatchBatch(ctx, cursor)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Error("dispatch replication tasks", "err", err)
+		} else {
+			cursor = next
+		}
+		if n > 0 && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.store.Notify():
+		case <-e.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+const dispatchBatchSize = 512
+
+// dispatchBatch turns the next changes into tasks and advances the cursor
+// in one transaction, then hands the tasks to the workers.
+func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64, error) {
+	changes, err := e.store.Changes(ctx, cursor, dispatchBatchSize)
+	if err != nil || len(changes) == 0 {
+		return 0, cursor, err
+	}
+	var tasks []*Task
+	var retryBuckets []string
+	var unselected []versionRef
+	cfgs := map[string]*Config{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Kind == objectstore.ChangeReplicationConfig {
+			retryBuckets = append(retryBuckets, c.Bucket)
+			continue
+		}
+		ts, none, err := e.plan(ctx, c, cfgs)
+		if err != nil {
+			return 0, cursor, err
+		}
+		tasks = append(tasks, ts...)
+		if none {
+			unselected = append(unselected, versionRef{c.Bucket, c.Key, c.VersionID})
+		}
+	}
+	last := changes[len(changes)-1].Seq
+	var retried []*Task
+	err = e.meta.Update(ctx, func(tx meta.Tx) error {
+		retried = retried[:0]
+		for _, t := range tasks {
+			id, err := tx.NextSeq(spaceTasks)
+			if err != nil {
+				return err
+			}
+			t.ID = id
+			if err := putTask(tx, spaceTasks, t); err != nil {
+				return err
+			}
+		}
+		for _, b := range retryBuckets {
+			rs, err := e.requeueFailedTx(tx, func(t *Task) bool { return t.Bucket == b })
+			if err != nil {
+				return err
+			}
+			retried = append(retried, rs...)
+		}
+		for _, v := range unselected {
+			// Born PENDING under rules that no longer select it.
+			if err := clearPendingTx(tx, v); err != nil {
+				return err
+			}
+		}
+		return tx.Put(spaceState, cursorKey, binary.BigEndian.AppendUint64(nil, last))
+	})
+	if err != nil {
+		return 0, cursor, err
+	}
+	// Every consumer of the feed so far is this one.
+	if err := e.store.TrimChanges(ctx, last); err != nil {
+		e.log.Warn("trim change feed", "err", err)
+	}
+	e.mu.Lock()
+	e.takeBackLocked(retried)
+	for _, t := range append(tasks, retried...) {
+		e.enqueueLocked(ctx, t)
+	}
+	e.mu.Unlock()
+	return len(changes), last, nil
+}
+
+func clearPendingTx(tx meta.Tx, v versionRef) error {
+	return objectstore.SetReplicationStatusTx(tx, v.bucket, v.key, v.versionID, "")
+}
+
+// plan decides which tasks a change makes. none is set when a new version
+// was born PENDING but no rule selects it any more.
+func (e *Engine) plan(ctx context.Context, c *objectstore.Change, cfgs map[string]*Config) (tasks []*Task, none bool, err error) {
+	if c.Origin == objectstore.OriginReplication || c.Kind == objectstore.ChangeDeleteVersion {
+		// What replication wrote is never sent on, and a delete that names
+		// a version is never replicated.
+		return nil, false, nil
+	}
+	cfg, ok := cfgs[c.Bucket]
+	if !ok {
+		b, err := e.store.Bucket(ctx, c.Bucket)
+		if err != nil && !errors.Is(err, objectstore.ErrNoSuchBucket) {
+			return nil, false, err
+		}
+		if err == nil && len(b.Replication) > 0 {
+			if cfg, err = Decode(b.Replication); err != nil {
+				return nil, false, err
+			}
+		}
+		cfgs[c.Bucket] = cfg
+	}
+	if cfg == nil {
+		return nil, false, nil
+	}
+	v, err := e.store.Version(ctx, c.Bucket, c.Key, c.VersionID)
+	if errors.Is(err, objectstore.ErrNoSuchVersion) {
+		return nil, false, nil // gone before it could be sent: nothing to replicate
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var rules []Rule
+	op := OpObject
+	switch c.Kind {
+	case objectstore.ChangePut:
+		if v.ReplicationStatus == objectstore.StatusReplica {
+			return nil, false, nil
+		}
+		rules = SelectRules(cfg, c.Key, v.Tags)
+		none = len(rules) == 0 && v.ReplicationStatus == objectstore.StatusPending
+	case objectstore.ChangeDeleteMarker:
+		op = OpDelete
+		for _, r := range SelectRules(cfg, c.Key, nil) {
+			if ReplicatesDeleteMarkers(r) {
+				rules = append(rules, r)
+			}
+		}
+	case objectstore.ChangeTags:
+		op = OpTags
+		switch v.ReplicationStatus {
+		case "":
+			// Never replicated: there is no replica to tag.
+		case objectstore.StatusReplica:
+			// A change made to a replica goes back only with replica
+			// modification sync, for two-way setups.
+			for _, r := range SelectRules(cfg, c.Key, v.Tags) {
+				if syncsReplicaModifications(r) {
+					rules = append(rules, r)
+				}
+			}
+		default:
+			rules = SelectRules(cfg, c.Key, v.Tags)
+		}
+	}
+	for _, r := range rules {
+		tasks = append(tasks, &Task{
+			Bucket: c.Bucket, Key: c.Key, VersionID: c.VersionID, Op: op,
+			Rule: r.ID, Dest: r.Destination.BucketName(), StorageClass: r.Destination.StorageClass,
+			RTC:  r.Destination.ReplicationTime != nil && r.Destination.ReplicationTime.Status == Enabled,
+			Size: sizeOf(op, v), Written: c.Time,
+		})
+	}
+	return tasks, none, nil
+}
+
+func sizeOf(op string, v *objectstore.Version) int64 {
+	if op == OpObject {
+		return v.Size
+	}
+	return 0
+}
+
+func syncsReplicaModifications(r Rule) bool {
+	s := r.SourceSelectionCriteria
+	return s != nil && s.ReplicaModifications != nil && s.ReplicaModifications.Status == Enabled
+}
+
+// RetryFailed queues every failed operation of bucket ("" for all) again
+// now, and returns how many.
+func (e *Engine) RetryFailed(ctx context.Context, bucket string) (int, error) {
+	var retried []*Task
+	err := e.meta.Update(ctx, func(tx meta.Tx) error {
+		var err error
+		retried, err = e.requeueFailedTx(tx, func(t *Task) bool { return bucket == "" || t.Bucket == bucket })
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	e.takeBackLocked(retried)
+	for _, t := range retried {
+		e.enqueueLocked(ctx, t)
+	}
+	e.mu.Unlock()
+	return len(retried), nil
+}
+
+// requeueFailedTx moves the failed tasks that match back into the queue,
+// under new IDs so they follow what was queued meanwhile.
+func (e *Engine) requeueFailedTx(tx meta.Tx, match func(*Task) bool) ([]*Task, error) {
+	e.mu.Lock()
+	var pick []*Task
+	for _, t := range e.failures {
+		if match(t) {
+			c := *t
+			pick = append(pick, &c)
+		}
+	}
+	e.mu.Unlock()
+	for _, t := range pick {
+		if err := tx.Delete(spaceFailed, idKey(t.ID)); err != nil {
+			return nil, err
+		}
+		t.Reason, t.Code, t.FailedAt = "", "", time.Time{}
+		t.Attempts = 0
+		id, err := tx.NextSeq(spaceTasks)
+		if err != nil {
+			return nil, err
+		}
+		t.ID = id
+		if err := putTask(tx, spaceTasks, t); err != nil {
+			return nil, err
+		}
+	}
+	return pick, nil
+}
+
+// takeBackLocked forgets the failures that requeued tasks replace.
+func (e *Engine) takeBackLocked(requeued []*Task) {
+	for _, t := range requeued {
+		for id, f := range e.failures {
+			if f.version() == t.version() && f.Dest == t.Dest && f.Op == t.Op {
+				e.removeFailedLocked(id)
+			}
+		}
+	}
+}
+
+func (e *Engine) retryFailedLoop(ctx context.Context) {
+	tick := time.NewTicker(e.cfg.FailedRetry)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		n := len(e.failures)
+		e.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if k, err := e.RetryFailed(ctx, ""); err != nil {
+			e.log.Warn("retry failed replication", "err", err)
+		} else {
+			e.log.Info("retrying failed replication", "operations", k)
+		}
+	}
+}

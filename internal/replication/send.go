@@ -1,0 +1,192 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"golang.org/x/time/rate"
+
+	"github.com/bulwark/bulwark/internal/objectstore"
+)
+
+// The replica write, as the destination's S3 endpoint takes it (see
+// s3api.ReplicationHeader): a PUT on the object whose body is the JSON
+// description of the version followed by its data.
+const (
+	replicationHeader = "X-Bulwark-Replication"
+	metaLengthHeader  = "X-Bulwark-Replica-Meta-Length"
+)
+
+// result is the outcome of one attempt.
+type result struct {
+	transient bool   // try again after a backoff
+	skipped   bool   // nothing to send any more (the source version is gone)
+	code      string // error code; "" on success
+	reason    string
+}
+
+func (r result) failed() bool { return !r.transient && !r.skipped && r.code != "" }
+
+func transient(code, format string, args ...any) result {
+	return result{transient: true, code: code, reason: code + ": " + fmt.Sprintf(format, args...)}
+}
+
+func permanent(code, format string, args ...any) result {
+	return result{code: code, reason: code + ": " + fmt.Sprintf(format, args...)}
+}
+
+// permanentCodes are the destination's answers that retrying cannot
+// change until someone fixes a bucket, its versioning or a policy.
+var permanentCodes = map[string]bool{
+	"NoSuchBucket": true, "InvalidBucketState": true, "AccessDenied": true,
+	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "InvalidArgument": true,
+	"InvalidStorageClass": true, "MalformedJSON": true, "NotImplemented": true,
+	"KeyTooLongError": true, "MetadataTooLarge": true, "InvalidTag": true,
+	"NoSuchVersion": true, "NoSuchKey": true, "MethodNotAllowed": true,
+}
+
+// send makes one attempt at a task.
+func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) result {
+	src, err := e.store.Bucket(ctx, t.Bucket)
+	if errors.Is(err, objectstore.ErrNoSuchBucket) {
+		return result{skipped: true, reason: "source bucket deleted"}
+	}
+	if err != nil {
+		return transient("InternalError", "read source bucket: %v", err)
+	}
+	ak, sk, ok := e.cfg.Credentials(src.Owner)
+	if !ok {
+		return permanent("AccessDenied", "no credentials to act for account %s", src.Owner)
+	}
+	endpoint, region, err := e.cfg.Locate(ctx, t.Dest)
+	if errors.Is(err, objectstore.ErrNoSuchBucket) {
+		return permanent("NoSuchBucket", "destination bucket %s does not exist in any reachable region", t.Dest)
+	}
+	if err != nil {
+		return transient("RegionUnreachable", "locate destination bucket %s: %v", t.Dest, err)
+	}
+
+	v, err := e.store.Version(ctx, t.Bucket, t.Key, t.VersionID)
+	if errors.Is(err, objectstore.ErrNoSuchVersion) {
+		return result{skipped: true, reason: "source version deleted"}
+	}
+	if err != nil {
+		return transient("InternalError", "read source version: %v", err)
+	}
+	m := objectstore.ReplicaMetaOf(v)
+	var data io.Reader = http.NoBody
+	size := int64(0)
+	switch t.Op {
+	case OpObject:
+		if v.DeleteMarker {
+			return result{skipped: true, reason: "source version is a delete marker"}
+		}
+		_, body, err := e.store.GetObject(ctx, t.Bucket, t.Key, t.VersionID)
+		if errors.Is(err, objectstore.ErrNoSuchVersion) || errors.Is(err, objectstore.ErrNoSuchKey) {
+			return result{skipped: true, reason: "source version deleted"}
+		}
+		if err != nil {
+			return transient("InternalError", "open source version: %v", err)
+		}
+		defer body.Close()
+		data, size = body, v.Size
+		if limiter != nil {
+			data = &limitedReader{ctx: ctx, r: body, l: limiter}
+		}
+	case OpTags:
+		m = &objectstore.ReplicaMeta{VersionID: v.VersionID, Tags: v.Tags}
+	}
+	desc, err := json.Marshal(m)
+	if err != nil {
+		return permanent("InternalError", "encode replica description: %v", err)
+	}
+	u := strings.TrimSuffix(endpoint, "/") + "/" + t.Dest + "/" + escapeKey(t.Key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, io.MultiReader(bytes.NewReader(desc), data))
+	if err != nil {
+		return permanent("InvalidArgument", "build request: %v", err)
+	}
+	req.ContentLength = int64(len(desc)) + size
+	req.Header.Set(replicationHeader, t.Op)
+	req.Header.Set(metaLengthHeader, strconv.Itoa(len(desc)))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if t.StorageClass != "" {
+		req.Header.Set("x-amz-storage-class", t.StorageClass)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	// S3 signs the path as sent, not escaped a second time.
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, req, "UNSIGNED-PAYLOAD", "s3", region, e.now()); err != nil {
+		return permanent("InternalError", "sign request: %v", err)
+	}
+	resp, err := e.cfg.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return transient("Canceled", "%v", ctx.Err())
+		}
+		return transient("RegionUnreachable", "destination bucket %s in %s: %v", t.Dest, region, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return result{}
+	}
+	code, msg := errorOf(resp)
+	if permanentCodes[code] {
+		return permanent(code, "%s (destination bucket %s in %s)", msg, t.Dest, region)
+	}
+	return transient(code, "%s (HTTP %d from destination bucket %s in %s)", msg, resp.StatusCode, t.Dest, region)
+}
+
+// errorOf reads an S3 error response.
+func errorOf(resp *http.Response) (code, msg string) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	if xml.Unmarshal(raw, &e) != nil || e.Code == "" {
+		return fmt.Sprintf("HTTP%d", resp.StatusCode), http.StatusText(resp.StatusCode)
+	}
+	return e.Code, e.Message
+}
+
+// escapeKey escapes an object key for a URL path, keeping its slashes.
+func escapeKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// limitedReader paces reads to a rate limiter: the per-destination
+// bandwidth cap.
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	l   *rate.Limiter
+}
+
+func (r *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > r.l.Burst() {
+		p = p[:r.l.Burst()]
+	}
+	n, err := r.r.Read(p)
+	if n > 0 {
+		if werr := r.l.WaitN(r.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
