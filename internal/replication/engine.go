@@ -62,10 +62,10 @@ type Engine struct {
 	metrics *metrics
 
 	mu       sync.Mutex
-	lanes    map[string]*lane      // destination bucket -> lane
-	open     map[versionRef]int    // source version -> tasks queued
-	failed   map[versionRef]int    // source version -> tasks failed
-	failures map[uint64]*Task      // failed tasks by ID
+	lanes    map[string]*lane       // destination bucket -> lane
+	open     map[versionRef]int     // source version -> tasks queued
+	failed   map[versionRef]int     // source version -> tasks failed
+	failures map[uint64]*Task       // failed tasks by ID
 	stats    map[series]*seriesStat // per rule and destination
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex

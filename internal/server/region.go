@@ -78,8 +78,8 @@ type Region struct {
 	// destination buckets.
 	Replication *replication.Engine
 	srv         *http.Server
-	ln       net.Listener
-	url      string
+	ln          net.Listener
+	url         string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
