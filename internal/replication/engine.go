@@ -71,6 +71,7 @@ type Engine struct {
 	vlocks   [vlockCount]sync.Mutex
 
 	wake   chan struct{} // asks the dispatcher to look again
+	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -129,8 +130,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("start replication: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.cancel = cancel
 	e.mu.Lock()
+	e.runCtx, e.cancel = runCtx, cancel
 	for _, t := range failures {
 		e.addFailedLocked(t)
 	}
