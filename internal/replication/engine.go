@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,7 @@ type Engine struct {
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
 
+	cursor atomic.Uint64  // last change dispatched
 	wake   chan struct{} // asks the dispatcher to look again
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -170,6 +172,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 		e.log.Error("read replication cursor", "err", err)
 		return
 	}
+	e.cursor.Store(cursor)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -181,6 +184,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 			e.log.Error("dispatch replication tasks", "err", err)
 		} else {
 			cursor = next
+			e.cursor.Store(cursor)
 		}
 		if n > 0 && err == nil {
 			continue
@@ -357,6 +361,24 @@ func sizeOf(op string, v *objectstore.Version) int64 {
 func syncsReplicaModifications(r Rule) bool {
 	s := r.SourceSelectionCriteria
 	return s != nil && s.ReplicaModifications != nil && s.ReplicaModifications.Status == Enabled
+}
+
+// Backlog counts the work not done yet: changes not yet turned into tasks,
+// and tasks queued (being retried included). Failed tasks are not counted.
+func (e *Engine) Backlog(ctx context.Context) (changes uint64, tasks int, err error) {
+	st, err := e.store.FeedStats(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if c := e.cursor.Load(); st.Last > c {
+		changes = st.Last - c
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.stats {
+		tasks += int(s.pendingOps)
+	}
+	return changes, tasks, nil
 }
 
 // RetryFailed queues every failed operation of bucket ("" for all) again

@@ -130,11 +130,19 @@ func random(n int) []byte {
 	return b
 }
 
-func TestReplicateSameRegion(t *testing.T) {
+// start runs one region whose failed replications are retried quickly.
+func start(t testing.TB) (*servertest.Region, *s3.Client) {
 	r := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) {
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Replication.FailedRetry = 200 * time.Millisecond
+		if os.Getenv("BULWARK_TEST_LOG") != "" {
+			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}})
-	c := r.Client(t)
+	return r, r.Client(t)
+}
+
+func TestReplicateSameRegion(t *testing.T) {
+	_, c := start(t)
 	bucket(t, c, "src")
 	bucket(t, c, "dst")
 	putReplication(t, c, "src", v1Rule("dst"))
