@@ -71,7 +71,7 @@ type Engine struct {
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
 
-	cursor atomic.Uint64  // last change dispatched
+	cursor atomic.Uint64 // last change dispatched
 	wake   chan struct{} // asks the dispatcher to look again
 	runCtx context.Context
 	cancel context.CancelFunc
