@@ -104,12 +104,9 @@ func (h *Handler) putBucketReplication(w http.ResponseWriter, r *http.Request, r
 		return err
 	}
 	cfg := doc.toDomain()
-	// Destinations are looked up among this region's buckets: one process
-	// serves one region today. A later change resolves buckets of other
-	// regions through the topology, which is where cross-region
-	// destinations will be found.
+	// Destinations are looked up in every region of the deployment.
 	lookup := func(name string) (replication.BucketInfo, error) {
-		b, err := h.store.Bucket(r.Context(), name)
+		b, err := h.lookup(r.Context(), name)
 		if errors.Is(err, objectstore.ErrNoSuchBucket) {
 			return replication.BucketInfo{}, fmt.Errorf("%w: %s", replication.ErrBucketNotFound, name)
 		}

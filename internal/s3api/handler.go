@@ -33,6 +33,9 @@ type Config struct {
 	// Domains are the host names under which virtual-hosted-style requests
 	// arrive: a request to "bucket.<domain>" addresses bucket.
 	Domains []string
+	// LookupBucket, when set, finds a bucket in any region of the
+	// deployment (replication destinations); nil looks in Store only.
+	LookupBucket func(ctx context.Context, name string) (*objectstore.Bucket, error)
 	// Router, when set, sees every request first and may answer it from
 	// another region (a bucket homed elsewhere, a listing of all regions).
 	Router Router
@@ -56,6 +59,7 @@ type Handler struct {
 	log     *slog.Logger
 	domains []string
 	router  Router
+	lookup  func(ctx context.Context, name string) (*objectstore.Bucket, error)
 	hostID  string
 }
 
@@ -64,12 +68,16 @@ func New(cfg Config) *Handler {
 	h := &Handler{
 		store: cfg.Store, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer,
 		metrics: cfg.Metrics, log: cfg.Logger, domains: cfg.Domains, router: cfg.Router,
+		lookup: cfg.LookupBucket,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.authz == nil {
 		h.authz = iam.OwnerOnly{}
+	}
+	if h.lookup == nil {
+		h.lookup = h.store.Bucket
 	}
 	h.hostID = newRequestID() + newRequestID()
 	return h
