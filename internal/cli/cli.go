@@ -26,8 +26,8 @@ type Main struct {
 const usage = `Usage: bulwark <command> [flags]
 
 Commands:
-  up       start a local deployment with default settings (start here)
-  serve    run one region
+  up       start a local two-region deployment with default settings (start here)
+  serve    run one region, alone or as part of a deployment (-config topology.yaml)
   bench    measure PUT and GET throughput of an S3 endpoint
   version  print the version
 

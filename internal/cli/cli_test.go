@@ -3,17 +3,25 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
@@ -91,8 +99,29 @@ func TestUpTLS(t *testing.T) {
 	dir := t.TempDir()
 	urls, out, stop := startMain(t, nil, "up", "--tls", "--data", dir, "--listen", "127.0.0.1:0")
 	defer stop()
-	if !strings.HasPrefix(urls["us-west-2"], "https://") || !strings.Contains(out.String(), "AWS_CA_BUNDLE="+filepath.Join(dir, "tls", "cert.pem")) {
+	if !strings.HasPrefix(urls["us-west-2"], "https://") || !strings.HasPrefix(urls["us-east-1"], "https://") || !strings.Contains(out.String(), "AWS_CA_BUNDLE="+filepath.Join(dir, "tls", "cert.pem")) {
 		t.Fatalf("tls up: %v\n%s", urls, out)
+	}
+	// Forwarding between the regions speaks TLS too.
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var creds credentials
+	raw, _ := os.ReadFile(filepath.Join(dir, "credentials.json"))
+	if err := json.Unmarshal(raw, &creds); err != nil {
+		t.Fatal(err)
+	}
+	c := servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, creds.SecretKey, hc)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("tls-east"), CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-east-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("tls-east"), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -103,5 +132,149 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code := m.Run(context.Background(), []string{"serve", "--tls-cert", "x"}); code != 1 {
 		t.Fatalf("half TLS config exit %d", code)
+	}
+}
+
+// TestUpStartsTwoRegions creates a bucket in us-east-1 through the first
+// endpoint (us-west-2) and uses it through both.
+func TestUpStartsTwoRegions(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	env := map[string]string{"BULWARK_ACCESS_KEY": "AKIAENVKEY0000000000", "BULWARK_SECRET_KEY": "env-secret"}
+	urls, out, stop := startMain(t, env, "up", "--data", dir, "--listen", "127.0.0.1:0")
+	west, east := urls["us-west-2"], urls["us-east-1"]
+	if west == "" || east == "" || west == east {
+		t.Fatalf("endpoints %v", urls)
+	}
+	for _, want := range []string{"us-west-2  " + west, "us-east-1  " + east, "LocationConstraint=us-east-1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("up output lacks %q:\n%s", want, out)
+		}
+	}
+	wc := servertest.NewClient(west, "us-west-2", env["BULWARK_ACCESS_KEY"], env["BULWARK_SECRET_KEY"], nil)
+	ec := servertest.NewClient(east, "us-east-1", env["BULWARK_ACCESS_KEY"], env["BULWARK_SECRET_KEY"], nil)
+	if _, err := wc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("dest-bucket-us-east-1"), CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-east-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("dest-bucket-us-east-1"), Key: aws.String("k"), Body: strings.NewReader("east data")}); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*s3.Client{"us-west-2": wc, "us-east-1": ec} {
+		head, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("dest-bucket-us-east-1")})
+		if err != nil || aws.ToString(head.BucketRegion) != "us-east-1" {
+			t.Fatalf("HeadBucket via %s: %v", name, err)
+		}
+		obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("dest-bucket-us-east-1"), Key: aws.String("k")})
+		if err != nil {
+			t.Fatalf("GetObject via %s: %v", name, err)
+		}
+		body, _ := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if string(body) != "east data" {
+			t.Fatalf("GetObject via %s: %q", name, body)
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// The bucket lives in us-east-1's own data directory only.
+	for region, want := range map[string]bool{"us-east-1": true, "us-west-2": false} {
+		m, err := bolt.Open(filepath.Join(dir, region, "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := objectstore.New(objectstore.Config{Region: region, Meta: m})
+		_, err = st.Bucket(ctx, "dest-bucket-us-east-1")
+		m.Close()
+		if (err == nil) != want {
+			t.Fatalf("%s's store has the bucket: %v, want %v", region, err == nil, want)
+		}
+	}
+}
+
+func TestConsecutiveAddrs(t *testing.T) {
+	for listen, want := range map[string][]string{
+		"127.0.0.1:9000": {"127.0.0.1:9000", "127.0.0.1:9001"},
+		"127.0.0.1:0":    {"127.0.0.1:0", "127.0.0.1:0"},
+		":9000":          {":9000", ":9001"},
+		"[::1]:9000":     {"[::1]:9000", "[::1]:9001"},
+	} {
+		got, err := consecutiveAddrs(listen, 2)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("consecutiveAddrs(%q) = %v, %v; want %v", listen, got, err, want)
+		}
+	}
+	for _, bad := range []string{"9000", "127.0.0.1:http", "127.0.0.1:65535"} {
+		if _, err := consecutiveAddrs(bad, 2); err == nil {
+			t.Errorf("consecutiveAddrs(%q) accepted", bad)
+		}
+	}
+}
+
+// freePort returns a loopback address with a port free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeWithTopologyFile runs two regions as separate servers from one
+// topology file, as on two machines.
+func TestServeWithTopologyFile(t *testing.T) {
+	ctx := context.Background()
+	westAddr, eastAddr := freePort(t), freePort(t)
+	config := filepath.Join(t.TempDir(), "topology.yaml")
+	text := "regions:\n  - name: us-west-2\n    endpoint: http://" + westAddr + "\n  - name: us-east-1\n    endpoint: http://" + eastAddr + "\n"
+	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BULWARK_ACCESS_KEY": "AKIAENVKEY0000000000", "BULWARK_SECRET_KEY": "env-secret", "BULWARK_ACCOUNT_ID": "123456789012"}
+	westURLs, _, stopWest := startMain(t, env, "serve", "--region", "us-west-2", "--config", config, "--data", t.TempDir())
+	defer stopWest()
+	eastURLs, out, stopEast := startMain(t, env, "serve", "--region", "us-east-1", "--config", config, "--data", t.TempDir())
+	defer stopEast()
+	if westURLs["us-west-2"] != "http://"+westAddr || eastURLs["us-east-1"] != "http://"+eastAddr {
+		t.Fatalf("listening on %v and %v, want the file's endpoints", westURLs, eastURLs)
+	}
+	if !strings.Contains(out.String(), "peer us-west-2  http://"+westAddr) {
+		t.Fatalf("serve output:\n%s", out)
+	}
+	wc := servertest.NewClient("http://"+westAddr, "us-west-2", env["BULWARK_ACCESS_KEY"], env["BULWARK_SECRET_KEY"], nil)
+	ec := servertest.NewClient("http://"+eastAddr, "us-east-1", env["BULWARK_ACCESS_KEY"], env["BULWARK_SECRET_KEY"], nil)
+	if _, err := ec.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("made-in-west"), CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-west-2"}}); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := wc.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: aws.String("made-in-west")})
+	if err != nil || loc.LocationConstraint != "us-west-2" {
+		t.Fatalf("location %q, %v", loc.LocationConstraint, err)
+	}
+	list, err := ec.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil || len(list.Buckets) != 1 || aws.ToString(list.Buckets[0].BucketRegion) != "us-west-2" {
+		t.Fatalf("ListBuckets via us-east-1: %+v, %v", list, err)
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "topology.yaml")
+	if err := os.WriteFile(config, []byte("regions:\n  - name: us-west-2\n    endpoint: http://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--region", "us-east-1", "--config", config}, `region "us-east-1" is not in`},
+		{[]string{"--region", "us-west-2", "--config", config + ".missing"}, "read topology"},
+	} {
+		stderr := &bytes.Buffer{}
+		m := &Main{Stdout: &bytes.Buffer{}, Stderr: stderr}
+		args := append([]string{"serve", "--data", t.TempDir()}, tc.args...)
+		if code := m.Run(context.Background(), args); code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Fatalf("%v: exit %d, %s", tc.args, code, stderr)
+		}
 	}
 }

@@ -3,36 +3,69 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
+	"github.com/bulwark/bulwark/internal/topology"
 )
 
 func (m *Main) serve(ctx context.Context, args []string) error {
 	fs := m.flags("serve")
 	region := fs.String("region", "us-east-1", "region this process serves")
+	config := fs.String("config", "", "topology file naming every region and its endpoint (YAML); without it the region runs alone")
 	rf := addRunFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
+	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on; with -config, the host:port of the region's endpoint")
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
+	var topo *topology.Topology
 	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
 		if (*cert == "") != (*key == "") {
 			return errors.New("-tls-cert and -tls-key go together")
 		}
-		return nil
+		if *config == "" {
+			return nil
+		}
+		var err error
+		if topo, err = topology.Load(*config); err != nil {
+			return err
+		}
+		endpoint, ok := topo.Endpoint(*region)
+		if !ok {
+			return fmt.Errorf("region %q is not in %s (it names %s)", *region, *config, strings.Join(topo.Names(), ", "))
+		}
+		if !flagSet(fs, "listen") {
+			*listen, err = topology.ListenAddress(endpoint)
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	cfg := server.Config{
 		Region: *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry,
+		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Topology: topo,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {
 		fmt.Fprintf(m.Stdout, "%s  %s\n", *region, urls[*region])
+		if topo != nil {
+			for _, r := range topo.Regions() {
+				if r.Name != *region {
+					fmt.Fprintf(m.Stdout, "  peer %s  %s\n", r.Name, r.Endpoint)
+				}
+			}
+		}
 	})
+}
+
+// flagSet reports whether the command line set the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // runRegions opens and starts every region, calls ready, then serves until
@@ -59,6 +92,14 @@ func (m *Main) runRegions(ctx context.Context, cfgs []server.Config, ready func(
 			return errors.Join(err, closeAll())
 		}
 		urls[cfg.Region] = r.URL()
+		// A port chosen at start (bulwark up) becomes the region's
+		// endpoint; one the topology file names is how peers reach the
+		// region, whatever it listens on, and is kept.
+		if cfg.Topology != nil {
+			if _, ok := cfg.Topology.Endpoint(cfg.Region); !ok {
+				cfg.Topology.SetEndpoint(cfg.Region, r.URL())
+			}
+		}
 	}
 	ready(urls)
 	if m.Ready != nil {

@@ -71,11 +71,12 @@ type Engine struct {
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
 
-	cursor atomic.Uint64 // last change dispatched
-	wake   chan struct{} // asks the dispatcher to look again
-	runCtx context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cursor    atomic.Uint64 // last change dispatched
+	trimmedTo uint64        // feed trimmed up to here (dispatcher only)
+	wake      chan struct{} // asks the dispatcher to look again
+	runCtx    context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // vlockCount stripes the locks that serialize outcomes per version.
@@ -201,6 +202,13 @@ func (e *Engine) dispatch(ctx context.Context) {
 
 const dispatchBatchSize = 512
 
+// The change feed keeps feedTail records behind the cursor, trimmed about
+// every trimEvery records.
+const (
+	feedTail  = 100000
+	trimEvery = 1024
+)
+
 // dispatchBatch turns the next changes into tasks and advances the cursor
 // in one transaction, then hands the tasks to the workers.
 func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64, error) {
@@ -259,9 +267,14 @@ func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64,
 	if err != nil {
 		return 0, cursor, err
 	}
-	// Every consumer of the feed so far is this one.
-	if err := e.store.TrimChanges(ctx, last); err != nil {
-		e.log.Warn("trim change feed", "err", err)
+	// The engine is the feed's only consumer so far; it keeps a tail of
+	// records behind its cursor for inspection and trims the rest.
+	if last >= e.trimmedTo+feedTail+trimEvery {
+		if err := e.store.TrimChanges(ctx, last-feedTail); err != nil {
+			e.log.Warn("trim change feed", "err", err)
+		} else {
+			e.trimmedTo = last - feedTail
+		}
 	}
 	e.mu.Lock()
 	e.takeBackLocked(retried)

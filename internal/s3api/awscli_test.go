@@ -49,6 +49,23 @@ func newAWSCLI(t *testing.T, r *servertest.Region) *awsCLI {
 	return &awsCLI{t: t, bin: bin, endpoint: r.URL(), env: env}
 }
 
+// try runs an aws command and returns its decoded JSON output, or nil when
+// the command fails.
+func (a *awsCLI) try(args ...string) map[string]any {
+	a.t.Helper()
+	cmd := exec.Command(a.bin, append([]string{"--endpoint-url", a.endpoint, "--output", "json"}, args...)...)
+	cmd.Env = a.env
+	out, err := cmd.Output()
+	if err != nil {
+		return nil
+	}
+	res := map[string]any{}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil
+	}
+	return res
+}
+
 // run runs an aws command and decodes its JSON output, if any.
 func (a *awsCLI) run(args ...string) map[string]any {
 	a.t.Helper()

@@ -68,12 +68,14 @@ type ReplicationConfig struct {
 
 // Region is one running region.
 type Region struct {
-	cfg      Config
-	log      *slog.Logger
-	meta     *bolt.Store
-	Store    *objectstore.Store
-	Registry *prometheus.Registry
-	keys     *iam.Keyring
+	cfg       Config
+	log       *slog.Logger
+	meta      *bolt.Store
+	Store     *objectstore.Store
+	Registry  *prometheus.Registry
+	keys      *iam.Keyring
+	peerOnce  sync.Once
+	peerState *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
 	// destination buckets.
 	Replication *replication.Engine
@@ -197,6 +199,8 @@ func (r *Region) Handler() http.Handler {
 		Logger:   r.log,
 		Domains:  r.cfg.Domains,
 		Router:   r.router(),
+		// Replication destinations may live in any region.
+		LookupBucket: r.lookupBucket,
 	})
 	admin := r.adminHandler()
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})

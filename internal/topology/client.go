@@ -1,0 +1,94 @@
+package topology
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// Timeouts of calls between regions. A region that does not accept a
+// connection within DialTimeout is taken for down: requests for its buckets
+// must fail in seconds with a clear error, not hang until the client gives
+// up.
+const (
+	DialTimeout = 2 * time.Second
+	// CallTimeout bounds a whole call of Client, body included; the calls
+	// are small lookups.
+	CallTimeout = 10 * time.Second
+)
+
+// NewTransport returns the HTTP transport for traffic between regions:
+// quick to give up on a dead peer, and with no transparent compression, so
+// bodies and Content-Length pass through as sent. tlsConf may be nil.
+func NewTransport(tlsConf *tls.Config) *http.Transport {
+	d := &net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:               nil, // peers are addressed directly
+		DialContext:         d.DialContext,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: DialTimeout,
+		DisableCompression:  true,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// Client calls Bulwark's own API (/_bulwark/) of other regions, signing
+// each call with SigV4 for the peer's region, as every region accepts any
+// key of the deployment. It is safe for concurrent use.
+type Client struct {
+	topo   *Topology
+	creds  aws.Credentials
+	signer *v4.Signer
+	http   *http.Client
+}
+
+// NewClient returns a client that signs with the given key and sends
+// through rt (NewTransport's, typically).
+func NewClient(t *Topology, accessKey, secretKey string, rt http.RoundTripper) *Client {
+	return &Client{
+		topo:   t,
+		creds:  aws.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey, Source: "bulwark"},
+		signer: v4.NewSigner(),
+		http:   &http.Client{Transport: rt, Timeout: CallTimeout},
+	}
+}
+
+// Do sends a signed request to path (escaped, starting with "/") on
+// region's endpoint. Any status is a response; an error means the region
+// did not answer and wraps ErrRegionUnreachable, naming the region. The
+// caller closes the body.
+func (c *Client) Do(ctx context.Context, region, method, path string, body []byte) (*http.Response, error) {
+	endpoint, ok := c.topo.Endpoint(region)
+	if !ok {
+		return nil, fmt.Errorf("%w: region %s has no endpoint", ErrRegionUnreachable, region)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("call region %s: %w", region, err)
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("x-amz-content-sha256", hash)
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if err := c.signer.SignHTTP(ctx, c.creds, req, hash, "s3", region, time.Now()); err != nil {
+		return nil, fmt.Errorf("sign call to region %s: %w", region, err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: region %s at %s: %v", ErrRegionUnreachable, region, endpoint, err)
+	}
+	return resp, nil
+}
