@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/bulwark/bulwark/internal/server"
 )
 
 // Main is the bulwark command.
@@ -29,6 +31,7 @@ Commands:
   up       start a local two-region deployment with default settings (start here)
   serve    run one region, alone or as part of a deployment (-config topology.yaml)
   bench    measure PUT and GET throughput of an S3 endpoint
+  replication  see replication's state, retry failures, resync and compare buckets
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -54,6 +57,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.serve(ctx, args[1:])
 	case "bench":
 		err = m.bench(ctx, args[1:])
+	case "replication":
+		err = m.replication(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":
@@ -101,6 +106,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 type runFlags struct {
 	data, logLevel, pprof *string
 	uploadExpiry          *time.Duration
+	replWorkers           *int
+	replBandwidth         *int64
+}
+
+// replication returns the replication engine's settings from the flags.
+func (rf runFlags) replication() server.ReplicationConfig {
+	return server.ReplicationConfig{Workers: *rf.replWorkers, Bandwidth: *rf.replBandwidth << 20}
 }
 
 func addRunFlags(fs *flag.FlagSet) runFlags {
@@ -110,6 +122,9 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		pprof:    fs.String("pprof", "", "serve Go profiling endpoints on this address (e.g. 127.0.0.1:6060)"),
 		uploadExpiry: fs.Duration("upload-expiry", 7*24*time.Hour,
 			"abort multipart uploads left unfinished this long and reclaim their parts"),
+		replWorkers: fs.Int("replication-workers", 16, "concurrent replication sends per destination bucket"),
+		replBandwidth: fs.Int64("replication-bandwidth", 0,
+			"cap replication to each destination bucket at this many MiB/s (0: no cap)"),
 	}
 }
 

@@ -47,7 +47,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	cfg := server.Config{
 		Region: *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Topology: topo,
+		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {
 		fmt.Fprintf(m.Stdout, "%s  %s\n", *region, urls[*region])

@@ -59,7 +59,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 		cfgs[i] = server.Config{
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
-			Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry,
+			Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
 		}
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) {
