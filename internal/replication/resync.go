@@ -127,8 +127,9 @@ func (e *Engine) StartResync(ctx context.Context, req ResyncRequest) (*Job, erro
 	if err := e.meta.Update(ctx, func(tx meta.Tx) error { return putJob(tx, j) }); err != nil {
 		return nil, err
 	}
+	out := *j
 	e.runJob(j)
-	return j, nil
+	return &out, nil
 }
 
 func putJob(tx meta.Tx, j *Job) error {
