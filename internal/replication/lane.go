@@ -60,6 +60,17 @@ func (e *Engine) laneLocked(ctx context.Context, dest string) *lane {
 	return l
 }
 
+// limiter returns the bandwidth cap of a destination, which batch jobs
+// share with the live queue; nil when there is none.
+func (e *Engine) limiter(dest string) *rate.Limiter {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runCtx == nil {
+		return nil
+	}
+	return e.laneLocked(e.runCtx, dest).limiter
+}
+
 // enqueueLocked queues a task and counts it; e.mu is held.
 func (e *Engine) enqueueLocked(ctx context.Context, t *Task) {
 	if ctx.Err() != nil {

@@ -368,7 +368,7 @@ func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, r
 		var res result
 		backoff := e.cfg.RetryMin
 		for attempt := 1; ; attempt++ {
-			res = e.send(ctx, t, nil)
+			res = e.send(ctx, t, e.limiter(t.Dest))
 			if !res.transient || attempt == jobAttempts || ctx.Err() != nil {
 				break
 			}

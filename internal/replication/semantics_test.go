@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bulwark/bulwark/internal/replication"
+	"github.com/bulwark/bulwark/internal/server"
+	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
 // versions lists a bucket's versions and delete markers as "key@id" and
@@ -342,4 +344,88 @@ func TestFailedUntilFixed(t *testing.T) {
 	if st[0].FailedOps != 0 {
 		t.Fatalf("after the fix: %+v", st)
 	}
+}
+
+// A batch job stopped by a shutdown resumes where its last checkpoint left
+// it when the region opens again, and reports every version once.
+func TestBatchJobSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	slow := func(c *server.Config) { c.Replication.Bandwidth = 512 << 10 } // bytes/s
+	r := servertest.Start(t, servertest.Options{Dir: dir, Configure: slow})
+	c := r.Client(t)
+	bucket(t, c, "src")
+	bucket(t, c, "dst")
+	const n = 200
+	vids := map[string]string{}
+	for i := range n {
+		k := fmt.Sprintf("obj%03d", i)
+		vids[k] = *put(t, c, "src", k, random(16<<10)).VersionId
+	}
+	putReplication(t, c, "src", v1Rule("dst"))
+	job := must[*replication.Job](t)(r.Replication.StartResync(ctx, replication.ResyncRequest{Bucket: "src"}))
+	var mid *replication.Job
+	eventually(t, "job under way", func() error {
+		j, err := r.Replication.Job(ctx, job.ID)
+		if err != nil || j.State != replication.JobRunning || j.Done < 64 {
+			return fmt.Errorf("job %+v %v", j, err)
+		}
+		mid = j
+		return nil
+	})
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if mid.Done >= n {
+		t.Fatalf("job stopped at %d of %d in state %s: the restart proves nothing", mid.Done, mid.Total, mid.State)
+	}
+	r = servertest.Start(t, servertest.Options{Dir: dir})
+	c = r.Client(t)
+	eventually(t, "job resumed and done", func() error {
+		j, err := r.Replication.Job(ctx, job.ID)
+		if err != nil || j.State != replication.JobCompleted {
+			return fmt.Errorf("job %+v %v", j, err)
+		}
+		if j.Total != n || j.Done != n || j.Replicated != n {
+			return fmt.Errorf("job total %d done %d replicated %d, want %d", j.Total, j.Done, j.Replicated, n)
+		}
+		return nil
+	})
+	rows := must[[]replication.ReportRow](t)(r.Replication.Report(ctx, job.ID))
+	seen := map[string]bool{}
+	for _, row := range rows {
+		if seen[row.Key] || row.Outcome != "REPLICATED" || vids[row.Key] != row.VersionID {
+			t.Fatalf("report row %+v: each version once, replicated", row)
+		}
+		seen[row.Key] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("report has %d versions, want %d", len(seen), n)
+	}
+	for k, v := range vids {
+		if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("dst"), Key: aws.String(k), VersionId: aws.String(v)}); err != nil {
+			t.Fatalf("%s not replicated: %v", k, err)
+		}
+	}
+}
+
+// With several destinations a version is COMPLETED only when every one has
+// it: one failing destination keeps it FAILED.
+func TestStatusWithSeveralDestinations(t *testing.T) {
+	_, c := start(t)
+	for _, b := range []string{"src", "good", "bad"} {
+		bucket(t, c, b)
+	}
+	putReplication(t, c, "src", &types.ReplicationConfiguration{Role: aws.String(role), Rules: []types.ReplicationRule{
+		v2Rule("to-good", 2, &types.ReplicationRuleFilter{Prefix: aws.String("")}, "good", false),
+		v2Rule("to-bad", 1, &types.ReplicationRuleFilter{Prefix: aws.String("")}, "bad", false),
+	}})
+	must[*s3.PutBucketVersioningOutput](t)(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("bad"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusSuspended}}))
+	out := put(t, c, "src", "k", []byte("x"))
+	waitReplica(t, c, "good", "k", *out.VersionId)
+	waitStatus(t, c, "src", "k", *out.VersionId, types.ReplicationStatusFailed)
+	must[*s3.PutBucketVersioningOutput](t)(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("bad"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}))
+	waitStatus(t, c, "src", "k", *out.VersionId, types.ReplicationStatusCompleted)
+	waitReplica(t, c, "bad", "k", *out.VersionId)
 }
