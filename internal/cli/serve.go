@@ -83,6 +83,10 @@ func (m *Main) runRegions(ctx context.Context, cfgs []server.Config, ready func(
 	}
 	urls := map[string]string{}
 	for _, cfg := range cfgs {
+		if len(regions) > 0 && cfg.IAM == nil {
+			// Regions of one process share the deployment's IAM.
+			cfg.IAM = regions[0].IAM
+		}
 		r, err := server.Open(ctx, cfg)
 		if err != nil {
 			return errors.Join(err, closeAll())

@@ -12,6 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/bulwark/bulwark/internal/iam/policy"
 )
 
 // ErrAccessDenied is returned when a principal may not do what it asks.
@@ -25,7 +28,17 @@ type Principal struct {
 	AccountID string
 	ARN       string
 	AccessKey string
+	// UserName is set for IAM users; RoleARN and RoleName for assumed-role
+	// sessions; Service for a service acting on its own (the replication
+	// engine assuming a role, as s3.amazonaws.com).
+	UserName string
+	RoleARN  string
+	RoleName string
+	Service  string
 }
+
+// Root reports whether the principal is an account's root user.
+func (p *Principal) Root() bool { return p.ARN == RootARN(p.AccountID) }
 
 // Request is one authorization question: may Principal do Action on
 // Resource? Anonymous requests have a nil Principal.
@@ -37,6 +50,13 @@ type Request struct {
 	// account-level actions (ListAllMyBuckets, CreateBucket) and for
 	// resources that do not exist.
 	ResourceOwner string
+	// ResourcePolicy is the resource's policy document (a bucket policy, a
+	// role's trust policy), if it has one, of ResourcePolicyKind.
+	ResourcePolicy     []byte
+	ResourcePolicyKind policy.Kind
+	// Context holds the request's condition keys (aws:SourceIp,
+	// aws:SecureTransport, s3:prefix, ...).
+	Context map[string][]string
 }
 
 // Authorizer answers authorization questions.
@@ -65,6 +85,17 @@ type Key struct {
 	AccessKey string
 	Secret    string
 	Principal Principal
+	// SessionToken and Expires are set for temporary credentials: a request
+	// must carry the token, and is refused once they expire.
+	SessionToken string
+	Expires      time.Time
+	// Inactive keys authenticate nothing.
+	Inactive bool
+}
+
+// KeyLookup finds the key an access key ID names, or ErrUnknownKey.
+type KeyLookup interface {
+	Lookup(ctx context.Context, accessKey string) (Key, error)
 }
 
 // Keyring maps access key IDs to keys.
@@ -97,7 +128,7 @@ func (k *Keyring) Lookup(ctx context.Context, accessKey string) (Key, error) {
 func RootKey(accountID, accessKey, secret string) Key {
 	return Key{AccessKey: accessKey, Secret: secret, Principal: Principal{
 		AccountID: accountID,
-		ARN:       "arn:aws:iam::" + accountID + ":root",
+		ARN:       RootARN(accountID),
 		AccessKey: accessKey,
 	}}
 }
@@ -108,7 +139,7 @@ func (k *Keyring) ForAccount(accountID string) (Key, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, key := range k.keys {
-		if key.Principal.AccountID == accountID && key.Principal.ARN == "arn:aws:iam::"+accountID+":root" {
+		if key.Principal.AccountID == accountID && key.Principal.Root() {
 			return key, true
 		}
 	}

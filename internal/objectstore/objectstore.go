@@ -124,6 +124,8 @@ type Bucket struct {
 	CORS []byte `json:"cors,omitempty"`
 
 	Replication json.RawMessage `json:"replication,omitempty"` // canonical JSON of a replication.Config
+	// Policy is the bucket policy document as the owner sent it.
+	Policy []byte `json:"policy,omitempty"`
 }
 
 // ValidateBucketName applies AWS's rules for general purpose bucket names.

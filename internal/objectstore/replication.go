@@ -53,3 +53,21 @@ func (s *Store) BucketReplication(ctx context.Context, name string) ([]byte, err
 	}
 	return b.Replication, nil
 }
+
+// SetBucketPolicy replaces a bucket's policy; nil removes it. The IAM
+// package validates the document before.
+func (s *Store) SetBucketPolicy(ctx context.Context, name string, doc []byte) error {
+	if len(doc) == 0 {
+		doc = nil
+	} else {
+		doc = bytes.Clone(doc)
+	}
+	return s.update(ctx, func(tx meta.Tx) error {
+		b, err := getBucket(tx, name)
+		if err != nil {
+			return err
+		}
+		b.Policy = doc
+		return putBucket(tx, b)
+	})
+}

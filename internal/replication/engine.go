@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/meta"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
@@ -27,8 +28,16 @@ type EngineConfig struct {
 	// destination bucket. An error wrapping objectstore.ErrNoSuchBucket
 	// means no region has it; other errors are taken as transient.
 	Locate func(ctx context.Context, bucket string) (endpoint, region string, err error)
-	// Credentials returns the access key pair the engine signs with when it
-	// acts for an account (the source bucket's owner).
+	// AssumeRole returns temporary credentials of a rule's IAM role,
+	// assumed as the service s3.amazonaws.com: replication acts as the role
+	// and may do only what the role's policies (and, across accounts, the
+	// destination bucket's policy) allow.
+	AssumeRole func(ctx context.Context, roleARN string) (*RoleCredentials, error)
+	// Authorize checks the role's permissions on source resources; nil
+	// allows everything.
+	Authorize func(ctx context.Context, req *iam.Request) error
+	// Credentials returns a key of an account's root user, for diff's
+	// listing of destinations.
 	Credentials func(accountID string) (accessKey, secret string, ok bool)
 	HTTPClient  *http.Client
 	// Workers is the number of concurrent sends per destination bucket;
@@ -70,6 +79,7 @@ type Engine struct {
 	stats    map[series]*seriesStat // per rule and destination
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
+	roles    roles
 
 	cursor    atomic.Uint64 // last change dispatched
 	trimmedTo uint64        // feed trimmed up to here (dispatcher only)
@@ -355,8 +365,9 @@ func (e *Engine) plan(ctx context.Context, c *objectstore.Change, cfgs map[strin
 	}
 	for _, r := range rules {
 		tasks = append(tasks, &Task{
-			Bucket: c.Bucket, Key: c.Key, VersionID: c.VersionID, Op: op,
-			Rule: r.ID, Dest: r.Destination.BucketName(), StorageClass: r.Destination.StorageClass,
+			Bucket: c.Bucket, Key: c.Key, VersionID: c.VersionID, Op: op, Role: cfg.Role,
+			OwnerOverride: r.Destination.AccessControlTranslation != nil,
+			Rule:          r.ID, Dest: r.Destination.BucketName(), StorageClass: r.Destination.StorageClass,
 			RTC:  r.Destination.ReplicationTime != nil && r.Destination.ReplicationTime.Status == Enabled,
 			Size: sizeOf(op, v), Written: c.Time,
 		})

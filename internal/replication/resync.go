@@ -342,7 +342,7 @@ func (e *Engine) runBatch(ctx context.Context, j *Job, cfg *Config, batch []*obj
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = e.replicateVersion(ctx, v, rules)
+			out[i] = e.replicateVersion(ctx, v, cfg.Role, rules)
 		}()
 	}
 	wg.Wait()
@@ -351,7 +351,7 @@ func (e *Engine) runBatch(ctx context.Context, j *Job, cfg *Config, batch []*obj
 
 // replicateVersion sends one version to every destination its rules name,
 // retrying transient failures a few times.
-func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, rules []Rule) jobOutcome {
+func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, role string, rules []Rule) jobOutcome {
 	o := jobOutcome{v: v, row: ReportRow{Bucket: v.Bucket, Key: v.Key, VersionID: v.VersionID, Outcome: "REPLICATED"}, status: objectstore.StatusCompleted}
 	if v.VersionID == "null" {
 		o.row.Outcome, o.row.Reason, o.status = "SKIPPED", "null version: written before versioning was enabled, it has no version ID a replica could keep", ""
@@ -363,8 +363,9 @@ func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, r
 	}
 	var reasons []string
 	for _, r := range rules {
-		t := &Task{Bucket: v.Bucket, Key: v.Key, VersionID: v.VersionID, Op: op, Rule: r.ID,
-			Dest: r.Destination.BucketName(), StorageClass: r.Destination.StorageClass, Size: sizeOf(op, v)}
+		t := &Task{Bucket: v.Bucket, Key: v.Key, VersionID: v.VersionID, Op: op, Rule: r.ID, Role: role,
+			OwnerOverride: r.Destination.AccessControlTranslation != nil,
+			Dest:          r.Destination.BucketName(), StorageClass: r.Destination.StorageClass, Size: sizeOf(op, v)}
 		var res result
 		backoff := e.cfg.RetryMin
 		for attempt := 1; ; attempt++ {

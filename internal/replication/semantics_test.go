@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
@@ -166,11 +167,30 @@ func TestExistingObjectsNeedBatchJob(t *testing.T) {
 	}
 }
 
+// tagRole makes a role allowed to replicate tags too, beyond the
+// article's three permissions, and returns its ARN.
+func tagRole(t testing.TB, r *servertest.Region) string {
+	t.Helper()
+	const name = "replication-with-tags"
+	_, err := r.IAM.CreateRole(ctx, &iam.Role{Account: servertest.AccountID, Name: name,
+		Trust: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"}]}`})
+	if err != nil && !errors.Is(err, iam.ErrEntityExists) {
+		t.Fatal(err)
+	}
+	if err := r.IAM.PutInlinePolicy(ctx, iam.EntityRole, servertest.AccountID, name, "all", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		"Action":["s3:GetObjectVersionForReplication","s3:GetObjectVersionTagging","s3:ReplicateObject","s3:ReplicateDelete","s3:ReplicateTags"],"Resource":"*"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	return "arn:aws:iam::" + servertest.AccountID + ":role/" + name
+}
+
 func TestTagsReplicate(t *testing.T) {
 	r, c := start(t)
 	bucket(t, c, "src")
 	bucket(t, c, "dst")
-	putReplication(t, c, "src", v1Rule("dst"))
+	cfg := v1Rule("dst")
+	cfg.Role = aws.String(tagRole(t, r))
+	putReplication(t, c, "src", cfg)
 	out := must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String("src"), Key: aws.String("doc"), Body: strings.NewReader("hello"),
 		Tagging: aws.String("team=a"), ContentType: aws.String("text/plain"),
@@ -209,7 +229,7 @@ func TestTwoWayConverges(t *testing.T) {
 	rule := func(dest string) *types.ReplicationConfiguration {
 		ru := v2Rule("sync", 1, &types.ReplicationRuleFilter{Prefix: aws.String("")}, dest, true)
 		ru.SourceSelectionCriteria = &types.SourceSelectionCriteria{ReplicaModifications: &types.ReplicaModifications{Status: types.ReplicaModificationsStatusEnabled}}
-		return &types.ReplicationConfiguration{Role: aws.String(role), Rules: []types.ReplicationRule{ru}}
+		return &types.ReplicationConfiguration{Role: aws.String(tagRole(t, r)), Rules: []types.ReplicationRule{ru}}
 	}
 	putReplication(t, c, "left", rule("right"))
 	putReplication(t, c, "right", rule("left"))

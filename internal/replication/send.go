@@ -17,6 +17,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"golang.org/x/time/rate"
 
+	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -26,6 +27,9 @@ import (
 const (
 	replicationHeader = "X-Bulwark-Replication"
 	metaLengthHeader  = "X-Bulwark-Replica-Meta-Length"
+	// ownerOverrideHeader asks the destination to make its bucket's owner
+	// the replica's owner (AccessControlTranslation).
+	ownerOverrideHeader = "X-Bulwark-Owner-Override"
 )
 
 // result is the outcome of one attempt.
@@ -65,10 +69,30 @@ func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) resul
 	if err != nil {
 		return transient("InternalError", "read source bucket: %v", err)
 	}
-	ak, sk, ok := e.cfg.Credentials(src.Owner)
-	if !ok {
-		return permanent("AccessDenied", "no credentials to act for account %s", src.Owner)
+	role := t.Role
+	if role == "" && len(src.Replication) > 0 {
+		if cfg, err := Decode(src.Replication); err == nil {
+			role = cfg.Role
+		}
 	}
+	creds, err := e.roleCreds(ctx, role)
+	if errors.Is(err, iam.ErrAccessDenied) || errors.Is(err, iam.ErrInvalidInput) || errors.Is(err, iam.ErrNoSuchEntity) {
+		return permanent("AccessDenied", "replication cannot assume role %s: %v", role, err)
+	}
+	if err != nil {
+		return transient("InternalError", "assume role %s: %v", role, err)
+	}
+	// The role must be allowed to read what it sends.
+	objectARN := "arn:aws:s3:::" + t.Bucket + "/" + t.Key
+	readAction := "s3:GetObjectVersionForReplication"
+	if t.Op == OpTags {
+		readAction = "s3:GetObjectVersionTagging"
+	}
+	if err := e.mayOnSource(ctx, creds, readAction, objectARN, src.Owner); err != nil {
+		e.forgetRole(role)
+		return permanent("AccessDenied", "role %s may not %s on %s", role, readAction, objectARN)
+	}
+	withTags := e.mayOnSource(ctx, creds, "s3:GetObjectVersionTagging", objectARN, src.Owner) == nil
 	endpoint, region, err := e.cfg.Locate(ctx, t.Dest)
 	if errors.Is(err, objectstore.ErrNoSuchBucket) {
 		return permanent("NoSuchBucket", "destination bucket %s does not exist in any reachable region", t.Dest)
@@ -85,6 +109,9 @@ func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) resul
 		return transient("InternalError", "read source version: %v", err)
 	}
 	m := objectstore.ReplicaMetaOf(v)
+	if !withTags {
+		m.Tags = nil // a role that may not read tags replicates without them
+	}
 	var data io.Reader = http.NoBody
 	size := int64(0)
 	switch t.Op {
@@ -123,10 +150,13 @@ func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) resul
 	if t.StorageClass != "" {
 		req.Header.Set("x-amz-storage-class", t.StorageClass)
 	}
+	if t.OwnerOverride {
+		req.Header.Set(ownerOverrideHeader, "Destination")
+	}
 	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 	// S3 signs the path as sent, not escaped a second time.
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-	if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, req, "UNSIGNED-PAYLOAD", "s3", region, e.now()); err != nil {
+	if err := signer.SignHTTP(ctx, aws.Credentials{AccessKeyID: creds.AccessKey, SecretAccessKey: creds.Secret, SessionToken: creds.Token}, req, "UNSIGNED-PAYLOAD", "s3", region, e.now()); err != nil {
 		return permanent("InternalError", "sign request: %v", err)
 	}
 	resp, err := e.cfg.HTTPClient.Do(req)
@@ -142,8 +172,16 @@ func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) resul
 		return result{}
 	}
 	code, msg := errorOf(resp)
+	if code == "InvalidToken" || code == "ExpiredToken" {
+		// A session that ran out or was lost: a new one may do.
+		e.forgetRole(role)
+		return transient(code, "%s (destination bucket %s in %s)", msg, t.Dest, region)
+	}
 	if permanentCodes[code] {
-		return permanent(code, "%s (destination bucket %s in %s)", msg, t.Dest, region)
+		if code == "AccessDenied" {
+			e.forgetRole(role)
+		}
+		return permanent(code, "%s (destination bucket %s in %s, acting as %s)", msg, t.Dest, region, role)
 	}
 	return transient(code, "%s (HTTP %d from destination bucket %s in %s)", msg, resp.StatusCode, t.Dest, region)
 }

@@ -32,18 +32,22 @@ const (
 // and the queue; a task leaves the queue in the transaction that records
 // its outcome.
 type Task struct {
-	ID           uint64    `json:"id"`
-	Bucket       string    `json:"bucket"`
-	Key          string    `json:"key"`
-	VersionID    string    `json:"versionId"`
-	Op           string    `json:"op"`
-	Rule         string    `json:"rule"`
-	Dest         string    `json:"dest"` // destination bucket name
-	StorageClass string    `json:"storageClass,omitempty"`
-	RTC          bool      `json:"rtc,omitempty"` // the rule has Replication Time Control
-	Size         int64     `json:"size"`
-	Written      time.Time `json:"written"` // when the source change was made
-	Attempts     int       `json:"attempts,omitempty"`
+	ID           uint64 `json:"id"`
+	Bucket       string `json:"bucket"`
+	Key          string `json:"key"`
+	VersionID    string `json:"versionId"`
+	Op           string `json:"op"`
+	Rule         string `json:"rule"`
+	Dest         string `json:"dest"` // destination bucket name
+	StorageClass string `json:"storageClass,omitempty"`
+	// Role is the IAM role replication acts as; OwnerOverride makes the
+	// destination bucket's owner the replica's owner.
+	Role          string    `json:"role,omitempty"`
+	OwnerOverride bool      `json:"ownerOverride,omitempty"`
+	RTC           bool      `json:"rtc,omitempty"` // the rule has Replication Time Control
+	Size          int64     `json:"size"`
+	Written       time.Time `json:"written"` // when the source change was made
+	Attempts      int       `json:"attempts,omitempty"`
 	// Reason says why a failed task failed; Code is the error's code.
 	Reason   string    `json:"reason,omitempty"`
 	Code     string    `json:"code,omitempty"`

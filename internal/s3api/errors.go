@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/checksum"
@@ -116,6 +117,15 @@ func toAPIError(err error) *APIError {
 		e.Header.Set("Last-Modified", dm.LastModified.UTC().Format(http.TimeFormat))
 		return &e
 	}
+	if errors.Is(err, iam.ErrAccessDenied) {
+		// S3 says who was refused what, and why, as IAM's evaluation found.
+		e := *errAccessDenied
+		if _, why, ok := strings.Cut(err.Error(), iam.ErrAccessDenied.Error()+": "); ok {
+			e.Message = why
+		}
+		e.err = err
+		return &e
+	}
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
 			e := *m.api
@@ -184,6 +194,8 @@ var errorTable = []struct {
 	{sigv4.ErrInvalidArgument, apiErr("InvalidArgument", 400, ""), true},
 	{sigv4.ErrNotImplemented, errNotImplemented, true},
 	{iam.ErrAccessDenied, errAccessDenied, false},
+	{iam.ErrInvalidClientToken, apiErr("InvalidToken", 400, "The provided token is malformed or otherwise invalid."), false},
+	{iam.ErrExpiredToken, apiErr("ExpiredToken", 400, "The provided token has expired."), false},
 	{objectstore.ErrReplicationKeepsVersioning, errReplicationKeepsVersioning, false},
 	{objectstore.ErrNoSuchUpload, apiErr("NoSuchUpload", 404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."), false},
 	{objectstore.ErrInvalidPart, apiErr("InvalidPart", 400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."), false},

@@ -26,7 +26,7 @@ import (
 type Config struct {
 	Store      *objectstore.Store
 	Verifier   *sigv4.Verifier
-	Keys       *iam.Keyring
+	Keys       iam.KeyLookup
 	Authorizer iam.Authorizer
 	Metrics    *Metrics
 	Logger     *slog.Logger
@@ -53,7 +53,7 @@ type Router interface {
 type Handler struct {
 	store   *objectstore.Store
 	verify  *sigv4.Verifier
-	keys    *iam.Keyring
+	keys    iam.KeyLookup
 	authz   iam.Authorizer
 	metrics *Metrics
 	log     *slog.Logger
@@ -90,6 +90,7 @@ type request struct {
 	bucket, key string
 	query       url.Values
 	principal   *iam.Principal
+	authzReq    *iam.Request // the authorization question the request passed
 	auth        *sigv4.Result
 	status      int
 	errCode     string
@@ -160,15 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(cw, r, rq, err)
 		return
 	}
-	areq := &iam.Request{Principal: rq.principal, Action: "s3:" + actionFor(op, rq.query.Get("versionId") != ""), Resource: resourceARN(bucket, key)}
-	if bucket != "" && op != "CreateBucket" {
-		// A missing bucket has no owner; the operation then answers
-		// NoSuchBucket, as S3 does.
-		if b, err := h.store.Bucket(r.Context(), bucket); err == nil {
-			areq.ResourceOwner = b.Owner
-		}
-	}
-	if err := h.authz.Authorize(r.Context(), areq); err != nil {
+	if err := h.authorize(r, rq); err != nil {
 		h.writeError(cw, r, rq, err)
 		return
 	}
@@ -222,8 +215,11 @@ func (h *Handler) authenticate(r *http.Request, rq *request) error {
 		return nil
 	}
 	k, err := h.keys.Lookup(r.Context(), res.Credential.AccessKey)
-	if err != nil {
+	if err != nil || k.Inactive {
 		return errInvalidAccessKey
+	}
+	if err := iam.CheckSession(k, res.SessionToken, time.Now()); err != nil {
+		return err
 	}
 	p := k.Principal
 	rq.principal, rq.auth = &p, res
@@ -231,11 +227,12 @@ func (h *Handler) authenticate(r *http.Request, rq *request) error {
 	return nil
 }
 
-// CredentialLookup adapts a keyring to the signature verifier.
-func CredentialLookup(keys *iam.Keyring) sigv4.Lookup {
+// CredentialLookup adapts a key lookup to the signature verifier. An
+// inactive key is as good as unknown.
+func CredentialLookup(keys iam.KeyLookup) sigv4.Lookup {
 	return func(ctx context.Context, accessKey string) (sigv4.Credential, error) {
 		k, err := keys.Lookup(ctx, accessKey)
-		if err != nil {
+		if err != nil || k.Inactive {
 			return sigv4.Credential{}, sigv4.ErrInvalidAccessKeyID
 		}
 		return sigv4.Credential{AccessKey: k.AccessKey, Secret: k.Secret, Principal: k.Principal.ARN}, nil
@@ -359,6 +356,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "PutBucketCors", h.putBucketCORS
 		case has("replication"):
 			return "PutBucketReplication", h.putBucketReplication
+		case has("policy"):
+			return "PutBucketPolicy", h.putBucketPolicy
 		case plain:
 			return "CreateBucket", h.createBucket
 		}
@@ -372,6 +371,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "DeleteBucketCors", h.deleteBucketCORS
 		case has("replication"):
 			return "DeleteBucketReplication", h.deleteBucketReplication
+		case has("policy"):
+			return "DeleteBucketPolicy", h.deleteBucketPolicy
 		case plain:
 			return "DeleteBucket", h.deleteBucket
 		}
@@ -393,6 +394,8 @@ func (h *Handler) bucketRoute(r *http.Request, q url.Values) (string, handlerFun
 			return "GetBucketCors", h.getBucketCORS
 		case has("replication"):
 			return "GetBucketReplication", h.getBucketReplication
+		case has("policy"):
+			return "GetBucketPolicy", h.getBucketPolicy
 		case has("versions"):
 			return "ListObjectVersions", h.listObjectVersions
 		case has("uploads"):

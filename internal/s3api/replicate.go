@@ -23,6 +23,10 @@ const (
 	// ReplicaMetaLengthHeader is the length of the JSON description that
 	// starts the body.
 	ReplicaMetaLengthHeader = "X-Bulwark-Replica-Meta-Length"
+	// OwnerOverrideHeader "Destination" makes the bucket's owner the
+	// replica's owner (AccessControlTranslation); it needs
+	// s3:ObjectOwnerOverrideToBucketOwner.
+	OwnerOverrideHeader = "X-Bulwark-Owner-Override"
 )
 
 // Replication operations, named as their IAM actions.
@@ -66,6 +70,24 @@ func (h *Handler) replicate(w http.ResponseWriter, r *http.Request, rq *request)
 	op := rq.op
 	if (op == OpReplicateDelete) != m.DeleteMarker && op != OpReplicateTags {
 		return apiErr("InvalidArgument", 400, "ReplicateDelete carries delete markers and ReplicateObject object versions")
+	}
+	// Beyond the operation's own action: tags carried with a version need
+	// s3:ReplicateTags, and taking the bucket owner's ownership needs
+	// s3:ObjectOwnerOverrideToBucketOwner, as in S3.
+	if op == OpReplicateObject && len(m.Tags) > 0 {
+		if err := h.authorizeAlso(r, rq, "s3:ReplicateTags"); err != nil {
+			return err
+		}
+	}
+	if r.Header.Get(OwnerOverrideHeader) == "Destination" && op != OpReplicateTags {
+		if err := h.authorizeAlso(r, rq, "s3:ObjectOwnerOverrideToBucketOwner"); err != nil {
+			return err
+		}
+		b, err := h.store.Bucket(r.Context(), rq.bucket)
+		if err != nil {
+			return err
+		}
+		m.Owner = b.Owner
 	}
 	var v *objectstore.Version
 	if op == OpReplicateTags {

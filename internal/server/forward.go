@@ -75,7 +75,7 @@ func (r *Region) router() s3api.Router {
 		peers:  r.peers(),
 		verify: r.verifier(),
 		local: s3api.New(s3api.Config{
-			Store: r.Store, Verifier: r.verifier(), Keys: r.keys, Logger: r.log, Domains: r.cfg.Domains,
+			Store: r.Store, Verifier: r.verifier(), Keys: r.keys, Authorizer: r.authz, Logger: r.log, Domains: r.cfg.Domains,
 		}),
 		proxyLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}

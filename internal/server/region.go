@@ -23,6 +23,7 @@ import (
 
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/iamapi"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
@@ -55,6 +56,13 @@ type Config struct {
 	Topology *topology.Topology
 	// Replication tunes the replication engine.
 	Replication ReplicationConfig
+	// IAM, when set, is the deployment's IAM store, shared with the region
+	// that holds it (bulwark up runs every region over one); nil opens one
+	// over this region's metadata store.
+	IAM *iam.Store
+	// DeploymentKey seals secret keys at rest; nil takes (or makes) the
+	// one in DataDir/deployment.key.
+	DeploymentKey []byte
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -68,12 +76,17 @@ type ReplicationConfig struct {
 
 // Region is one running region.
 type Region struct {
-	cfg       Config
-	log       *slog.Logger
-	meta      *bolt.Store
-	Store     *objectstore.Store
-	Registry  *prometheus.Registry
-	keys      *iam.Keyring
+	cfg      Config
+	log      *slog.Logger
+	meta     *bolt.Store
+	Store    *objectstore.Store
+	Registry *prometheus.Registry
+	roots    *iam.Keyring  // root keys given by configuration
+	keys     iam.KeyLookup // every key: roots, stored keys, sessions
+	authz    iam.Authorizer
+	// IAM holds the deployment's accounts, users, roles, policies and
+	// sessions.
+	IAM       *iam.Store
 	peerOnce  sync.Once
 	peerState *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
@@ -157,11 +170,50 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	if cfg.Topology == nil {
 		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
 	}
-	r := &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, keys: iam.NewKeyring(cfg.Keys...)}
+	r := &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, roots: iam.NewKeyring(cfg.Keys...)}
+	r.IAM = cfg.IAM
+	if r.IAM == nil {
+		key := cfg.DeploymentKey
+		if key == nil {
+			if key, err = iam.LoadDeploymentKey(filepath.Join(cfg.DataDir, "deployment.key"), ""); err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+		if r.IAM, err = iam.NewStore(m, key, r.roots, nil); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	r.keys = r.IAM
+	r.authz = &iam.Evaluator{Store: r.IAM}
+	// The accounts of the configured root keys exist, each with the
+	// replication role the design article's configuration names.
+	for _, k := range cfg.Keys {
+		if k.Principal.Root() {
+			err := r.IAM.EnsureAccount(ctx, k.Principal.AccountID, "")
+			if err == nil {
+				err = r.IAM.EnsureReplicationRole(ctx, k.Principal.AccountID)
+			}
+			if err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+	}
 	r.Replication = replication.New(replication.EngineConfig{
 		Store: store, Meta: m, Locate: r.locateEndpoint,
+		AssumeRole: func(ctx context.Context, role string) (*replication.RoleCredentials, error) {
+			ss, err := r.IAM.AssumeRoleAsService(ctx, iam.ServiceS3, role, "bulwark-replication-"+cfg.Region)
+			if err != nil {
+				return nil, err
+			}
+			return &replication.RoleCredentials{AccessKey: ss.ID, Secret: ss.Secret, Token: ss.Token, Expires: ss.Expires,
+				Principal: iam.Principal{AccountID: ss.Account, ARN: ss.ARN(), AccessKey: ss.ID, RoleARN: ss.RoleARN, RoleName: ss.RoleName}}, nil
+		},
+		Authorize: func(ctx context.Context, req *iam.Request) error { return r.authz.Authorize(ctx, req) },
 		Credentials: func(account string) (string, string, bool) {
-			k, ok := r.keys.ForAccount(account)
+			k, ok := r.roots.ForAccount(account)
 			return k.AccessKey, k.Secret, ok
 		},
 		HTTPClient: &http.Client{Transport: topology.NewTransport(r.peerTLS())},
@@ -192,19 +244,32 @@ func (r *Region) verifier() *sigv4.Verifier {
 // a bucket named "metrics").
 func (r *Region) Handler() http.Handler {
 	api := s3api.New(s3api.Config{
-		Store:    r.Store,
-		Verifier: r.verifier(),
-		Keys:     r.keys,
-		Metrics:  s3api.NewMetrics(r.Registry),
-		Logger:   r.log,
-		Domains:  r.cfg.Domains,
-		Router:   r.router(),
+		Store:      r.Store,
+		Verifier:   r.verifier(),
+		Keys:       r.keys,
+		Authorizer: r.authz,
+		Metrics:    s3api.NewMetrics(r.Registry),
+		Logger:     r.log,
+		Domains:    r.cfg.Domains,
+		Router:     r.router(),
 		// Replication destinations may live in any region.
 		LookupBucket: r.lookupBucket,
 	})
 	admin := r.adminHandler()
+	// IAM and STS are global services: any region's endpoint answers them,
+	// signed for us-east-1 (where the aws CLI signs global services) or any
+	// region of the deployment.
+	iamRegions := append(r.verifier().Regions, "us-east-1")
+	iamAPI := iamapi.New(iamapi.Config{
+		Store: r.IAM, Keys: r.keys, Authorizer: r.authz, Logger: r.log,
+		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
+	})
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if svc := scopeService(req); svc == "iam" || svc == "sts" {
+			iamAPI.ServeHTTP(w, req)
+			return
+		}
 		if strings.HasPrefix(req.URL.Path, adminPrefix) {
 			admin.ServeHTTP(w, req)
 			return
@@ -216,6 +281,22 @@ func (r *Region) Handler() http.Handler {
 		}
 		api.ServeHTTP(w, req)
 	})
+}
+
+// scopeService is the service a request's SigV4 credential scope names
+// (AKID/date/region/service/aws4_request), "" when unsigned.
+func scopeService(req *http.Request) string {
+	cred := req.URL.Query().Get("X-Amz-Credential")
+	if auth := req.Header.Get("Authorization"); auth != "" {
+		if _, after, ok := strings.Cut(auth, "Credential="); ok {
+			cred, _, _ = strings.Cut(after, ",")
+		}
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 {
+		return ""
+	}
+	return parts[3]
 }
 
 // Start listens and serves in the background.

@@ -183,10 +183,9 @@ func parseHeaderAuth(r *http.Request, h string) (*signedRequest, error) {
 	if err := sr.setHeaderDate(r); err != nil {
 		return nil, err
 	}
+	// Only S3 requires x-amz-content-sha256; for other services the
+	// payload hash is computed from the body (see hashBody).
 	sr.payloadHash = r.Header.Get(headerContentSHA256)
-	if sr.payloadHash == "" {
-		return nil, fmt.Errorf("%w: missing required header for this request: x-amz-content-sha256", ErrInvalidRequest)
-	}
 	sr.sessionToken = r.Header.Get(headerSecurityToken)
 	return sr, nil
 }

@@ -16,7 +16,10 @@
 package sigv4
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -191,6 +194,16 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	if err := checkSignedHeaders(r, sr); err != nil {
 		return nil, err
 	}
+	// S3 requires x-amz-content-sha256; the SDKs sign every other
+	// service's requests with the body's hash and send no header.
+	if sr.payloadHash == "" && sr.service == DefaultService {
+		return nil, fmt.Errorf("%w: missing required header for this request: x-amz-content-sha256", ErrInvalidRequest)
+	}
+	if sr.payloadHash == "" {
+		if err := hashBody(r, sr); err != nil {
+			return nil, err
+		}
+	}
 	mode, err := parsePayloadMode(sr.payloadHash)
 	if err != nil {
 		return nil, err
@@ -275,4 +288,29 @@ func (v *Verifier) maxChunkSize() int64 {
 		return v.MaxChunkSize
 	}
 	return DefaultMaxChunkSize
+}
+
+// MaxHashedBody bounds the body of a request to a service other than S3
+// that sends no x-amz-content-sha256: it is read whole to hash it.
+const MaxHashedBody = 1 << 20
+
+// hashBody computes the payload hash of a request that does not send one,
+// as the SDKs sign IAM, STS and every non-S3 service: the hex sha256 of
+// the body, which is read whole and put back.
+func hashBody(r *http.Request, sr *signedRequest) error {
+	var body []byte
+	if r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, MaxHashedBody+1))
+		if err != nil {
+			return bodyError(err)
+		}
+		if len(b) > MaxHashedBody {
+			return fmt.Errorf("%w: body larger than %d bytes", ErrInvalidRequest, MaxHashedBody)
+		}
+		body = b
+	}
+	sum := sha256.Sum256(body)
+	sr.payloadHash = hex.EncodeToString(sum[:])
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
 }

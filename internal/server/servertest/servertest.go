@@ -119,7 +119,12 @@ func StartRegions(t testing.TB, names ...string) []*Region {
 	}
 	out := make([]*Region, len(names))
 	for i, n := range names {
-		out[i] = Start(t, Options{Region: n, Topology: topo})
+		opts := Options{Region: n, Topology: topo}
+		if i > 0 {
+			// One IAM for the deployment, as bulwark up runs it.
+			opts.Configure = func(c *server.Config) { c.IAM = out[0].IAM }
+		}
+		out[i] = Start(t, opts)
 	}
 	return out
 }

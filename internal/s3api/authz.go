@@ -1,0 +1,104 @@
+package s3api
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulwark/bulwark/internal/iam"
+)
+
+// authorize asks the authorizer whether the request's principal may do
+// the operation's action on its resource, with the bucket's owner and
+// policy and the condition keys S3 defines.
+func (h *Handler) authorize(r *http.Request, rq *request) error {
+	areq := &iam.Request{
+		Principal: rq.principal,
+		Action:    "s3:" + actionFor(rq.op, rq.query.Get("versionId") != ""),
+		Resource:  resourceARN(rq.bucket, rq.key),
+		Context:   conditionKeys(r, rq),
+	}
+	if rq.bucket != "" && rq.op != "CreateBucket" {
+		// A missing bucket has no owner; the operation then answers
+		// NoSuchBucket, as S3 does.
+		if b, err := h.store.Bucket(r.Context(), rq.bucket); err == nil {
+			areq.ResourceOwner = b.Owner
+			if len(b.Policy) > 0 {
+				areq.ResourcePolicy, areq.ResourcePolicyKind = b.Policy, iam.ResourceKind
+			}
+			if rq.key != "" && h.needsObjectTags(rq, b.Policy) {
+				if v, err := h.store.HeadObject(r.Context(), rq.bucket, rq.key, rq.query.Get("versionId")); err == nil {
+					for k, val := range v.Tags {
+						areq.Context["s3:ExistingObjectTag/"+k] = []string{val}
+					}
+				}
+			}
+		}
+	}
+	rq.authzReq = areq
+	return h.authz.Authorize(r.Context(), areq)
+}
+
+// authorizeAlso checks one more action on the request's resource, with the
+// same principal, owner, policy and condition keys.
+func (h *Handler) authorizeAlso(r *http.Request, rq *request, action string) error {
+	if rq.authzReq == nil {
+		return h.authorize(r, rq)
+	}
+	areq := *rq.authzReq
+	areq.Action = action
+	return h.authz.Authorize(r.Context(), &areq)
+}
+
+// needsObjectTags tells whether a policy may look at the object's tags:
+// the bucket policy names them, or the principal has policies of its own
+// (the root user needs none).
+func (h *Handler) needsObjectTags(rq *request, bucketPolicy []byte) bool {
+	if strings.Contains(string(bucketPolicy), "ExistingObjectTag") {
+		return true
+	}
+	return rq.principal != nil && !rq.principal.Root()
+}
+
+// conditionKeys are the global and S3 condition keys of a request.
+func conditionKeys(r *http.Request, rq *request) map[string][]string {
+	now := time.Now().UTC()
+	c := map[string][]string{
+		"aws:CurrentTime":     {now.Format(time.RFC3339)},
+		"aws:EpochTime":       {strconv.FormatInt(now.Unix(), 10)},
+		"aws:SecureTransport": {strconv.FormatBool(r.TLS != nil)},
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c["aws:SourceIp"] = []string{host}
+	}
+	if ua := r.UserAgent(); ua != "" {
+		c["aws:UserAgent"] = []string{ua}
+	}
+	if rq.auth != nil && rq.auth.SessionToken != "" {
+		c["aws:MultiFactorAuthPresent"] = []string{"false"}
+	}
+	q := rq.query
+	for _, k := range []string{"prefix", "delimiter", "max-keys", "versionid"} {
+		for qk, v := range q {
+			if strings.EqualFold(qk, k) && len(v) > 0 {
+				c["s3:"+k] = []string{v[0]}
+			}
+		}
+	}
+	for _, hk := range []string{"x-amz-acl", "x-amz-storage-class", "x-amz-server-side-encryption", "x-amz-copy-source", "x-amz-metadata-directive", "x-amz-content-sha256"} {
+		if v := r.Header.Get(hk); v != "" {
+			c["s3:"+hk] = []string{v}
+		}
+	}
+	if rq.auth != nil {
+		c["s3:signatureversion"] = []string{"AWS4-HMAC-SHA256"}
+		if rq.auth.Presigned {
+			c["s3:authType"] = []string{"REST-QUERY-STRING"}
+		} else {
+			c["s3:authType"] = []string{"REST-HEADER"}
+		}
+	}
+	return c
+}
