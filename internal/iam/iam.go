@@ -85,12 +85,36 @@ type Key struct {
 	AccessKey string
 	Secret    string
 	Principal Principal
-	// SessionToken and Expires are set for temporary credentials: a request
-	// must carry the token, and is refused once they expire.
-	SessionToken string
-	Expires      time.Time
+	// Session, set for temporary credentials, reads the session a token
+	// describes: a request signed with such a key must carry the token the
+	// key was issued with, and is refused once the session expires.
+	Session func(token string) (*Session, error)
 	// Inactive keys authenticate nothing.
 	Inactive bool
+}
+
+// Authenticate returns who a request signed with k is, given the session
+// token it carried: the key's own principal for a long-term key (which
+// takes no token), or the session's for temporary credentials.
+func (k Key) Authenticate(token string, now time.Time) (Principal, error) {
+	switch {
+	case k.Inactive:
+		return Principal{}, ErrUnknownKey
+	case k.Session == nil && token != "":
+		return Principal{}, ErrInvalidClientToken
+	case k.Session == nil:
+		return k.Principal, nil
+	case token == "":
+		return Principal{}, ErrInvalidClientToken
+	}
+	ss, err := k.Session(token)
+	if err != nil || ss.ID != k.AccessKey {
+		return Principal{}, ErrInvalidClientToken
+	}
+	if now.After(ss.Expires) {
+		return Principal{}, ErrExpiredToken
+	}
+	return ss.Principal(), nil
 }
 
 // KeyLookup finds the key an access key ID names, or ErrUnknownKey.

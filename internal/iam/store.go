@@ -2,7 +2,9 @@ package iam
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
@@ -36,7 +38,6 @@ const (
 	spaceRoles    = "iam-roles"    // account \0 role name -> Role
 	spacePolicies = "iam-policies" // account \0 policy name -> ManagedPolicy
 	spaceKeys     = "iam-keys"     // access key ID -> AccessKey (secret sealed)
-	spaceSessions = "iam-sessions" // access key ID -> Session (secret sealed)
 )
 
 // Limits IAM documents.
@@ -127,7 +128,8 @@ type AccessKey struct {
 	Secret string `json:"-"`
 }
 
-// Session is a temporary credential issued by AssumeRole.
+// Session is a temporary credential issued by AssumeRole. It is not
+// stored: its token carries it, sealed with the deployment key.
 type Session struct {
 	ID          string    `json:"id"` // the temporary access key ID
 	Account     string    `json:"account"`
@@ -136,9 +138,13 @@ type Session struct {
 	RoleID      string    `json:"roleId"`
 	SessionName string    `json:"sessionName"`
 	Expires     time.Time `json:"expires"`
-	Token       string    `json:"token"`
-	Sealed      []byte    `json:"sealed"`
+	Token       string    `json:"-"`
 	Secret      string    `json:"-"`
+}
+
+// Principal is who the session acts as.
+func (s *Session) Principal() Principal {
+	return Principal{AccountID: s.Account, ARN: s.ARN(), AccessKey: s.ID, RoleARN: s.RoleARN, RoleName: s.RoleName}
 }
 
 // ARN is the assumed-role session's ARN.
@@ -149,10 +155,11 @@ func (s *Session) ARN() string {
 // Store keeps accounts, users, roles, policies, access keys and sessions
 // in a metadata store, secrets sealed with the deployment key.
 type Store struct {
-	meta  meta.Store
-	seal  *sealer
-	now   func() time.Time
-	roots *Keyring // root keys given by configuration, not stored
+	meta       meta.Store
+	seal       *sealer
+	sessionKey []byte // derives session secrets
+	now        func() time.Time
+	roots      *Keyring // root keys given by configuration, not stored
 }
 
 // NewStore returns an IAM store. roots holds root keys given by
@@ -169,7 +176,9 @@ func NewStore(m meta.Store, deploymentKey []byte, roots *Keyring, now func() tim
 	if roots == nil {
 		roots = NewKeyring()
 	}
-	return &Store{meta: m, seal: s, now: now, roots: roots}, nil
+	sk := hmac.New(sha256.New, deploymentKey)
+	sk.Write([]byte("bulwark session key"))
+	return &Store{meta: m, seal: s, sessionKey: sk.Sum(nil), now: now, roots: roots}, nil
 }
 
 var idChars = base32.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567").WithPadding(base32.NoPadding)

@@ -2,8 +2,10 @@ package iam
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +22,13 @@ import (
 func (s *Store) Lookup(ctx context.Context, id string) (Key, error) {
 	if k, err := s.roots.Lookup(ctx, id); err == nil {
 		return k, nil
+	}
+	if isSessionKey(id) {
+		// Sessions are not stored: the secret derives from the key ID and
+		// the token carries the rest, sealed, so that every region holding
+		// the deployment key accepts them.
+		return Key{AccessKey: id, Secret: s.sessionSecret(id),
+			Session: func(token string) (*Session, error) { return s.openToken(id, token) }}, nil
 	}
 	var key Key
 	err := s.meta.View(ctx, func(tx meta.Tx) error {
@@ -41,19 +50,6 @@ func (s *Store) Lookup(ctx context.Context, id string) (Key, error) {
 				}
 				key.Principal.ARN, key.Principal.UserName = u.ARN(), u.Name
 			}
-			return nil
-		}
-		if raw := tx.Get(spaceSessions, []byte(id)); raw != nil {
-			ss, err := get[Session](tx, spaceSessions, []byte(id), id)
-			if err != nil {
-				return err
-			}
-			secret, err := s.seal.open(ss.ID, ss.Sealed)
-			if err != nil {
-				return err
-			}
-			key = Key{AccessKey: id, Secret: secret, SessionToken: ss.Token, Expires: ss.Expires,
-				Principal: Principal{AccountID: ss.Account, ARN: ss.ARN(), AccessKey: id, RoleARN: ss.RoleARN, RoleName: ss.RoleName}}
 			return nil
 		}
 		return ErrUnknownKey
@@ -91,32 +87,48 @@ func (s *Store) AssumeRole(ctx context.Context, caller *Principal, roleARN, sess
 	}
 	ss := &Session{ID: newID("ASIA", 16), Account: acct, RoleName: role.Name, RoleARN: role.ARN(), RoleID: role.ID,
 		SessionName: sessionName, Expires: s.now().Add(duration).UTC().Truncate(time.Second)}
-	secret := newSecret()
-	tok := make([]byte, 96)
-	_, _ = rand.Read(tok)
-	ss.Token = base64.StdEncoding.EncodeToString(tok)
-	ss.Sealed = s.seal.seal(ss.ID, secret)
-	err = s.meta.Update(ctx, func(tx meta.Tx) error {
-		// Expired sessions are removed as new ones are issued.
-		now := s.now()
-		all, err := list[Session](tx, spaceSessions, nil)
-		if err != nil {
-			return err
-		}
-		for _, old := range all {
-			if now.After(old.Expires) {
-				if err := tx.Delete(spaceSessions, []byte(old.ID)); err != nil {
-					return err
-				}
-			}
-		}
-		return put(tx, spaceSessions, []byte(ss.ID), ss)
-	})
+	ss.Secret = s.sessionSecret(ss.ID)
+	claims, err := json.Marshal(ss)
 	if err != nil {
 		return nil, err
 	}
-	ss.Secret = secret
+	ss.Token = sessionTokenPrefix + base64.RawURLEncoding.EncodeToString(s.seal.seal(ss.ID, string(claims)))
 	return ss, nil
+}
+
+// sessionTokenPrefix marks Bulwark's session tokens.
+const sessionTokenPrefix = "BWS1"
+
+func isSessionKey(id string) bool { return len(id) == 20 && strings.HasPrefix(id, "ASIA") }
+
+// sessionSecret derives a session's secret key from its key ID with the
+// deployment key.
+func (s *Store) sessionSecret(id string) string {
+	m := hmac.New(sha256.New, s.sessionKey)
+	m.Write([]byte("bulwark session secret\x00" + id))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))[:40]
+}
+
+// openToken reads the session a token describes; a token altered, made
+// for another key ID or made without the deployment key does not open.
+func (s *Store) openToken(id, token string) (*Session, error) {
+	raw, ok := strings.CutPrefix(token, sessionTokenPrefix)
+	if !ok {
+		return nil, ErrInvalidClientToken
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return nil, ErrInvalidClientToken
+	}
+	plain, err := s.seal.open(id, sealed)
+	if err != nil {
+		return nil, ErrInvalidClientToken
+	}
+	var ss Session
+	if err := json.Unmarshal([]byte(plain), &ss); err != nil {
+		return nil, ErrInvalidClientToken
+	}
+	return &ss, nil
 }
 
 // mayAssume applies AWS's rules for assuming a role: the trust policy must
@@ -182,23 +194,6 @@ func splitRoleARN(arn string) (account, name string, err error) {
 		return "", "", fmt.Errorf("%w: %s is not a role ARN", ErrInvalidInput, arn)
 	}
 	return acct, res[strings.LastIndex(res, "/")+1:], nil
-}
-
-// CheckSession validates the session token a request carried against its
-// key: temporary credentials need theirs, unexpired; long-term keys take
-// none.
-func CheckSession(k Key, token string, now time.Time) error {
-	switch {
-	case k.SessionToken == "" && token != "":
-		return ErrInvalidClientToken
-	case k.SessionToken == "":
-		return nil
-	case token != k.SessionToken:
-		return ErrInvalidClientToken
-	case now.After(k.Expires):
-		return ErrExpiredToken
-	}
-	return nil
 }
 
 // ServiceS3 is the service principal replication assumes roles as.

@@ -209,7 +209,8 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	if key.Inactive {
 		return nil, errInvalidToken
 	}
-	switch err := iam.CheckSession(key, res.SessionToken, h.now()); {
+	p, err := key.Authenticate(res.SessionToken, h.now())
+	switch {
 	case errors.Is(err, iam.ErrExpiredToken):
 		return nil, errExpiredToken
 	case err != nil:
@@ -226,7 +227,6 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := key.Principal
 	return &call{h: h, service: res.Service, form: f, caller: &p, account: p.AccountID}, nil
 }
 

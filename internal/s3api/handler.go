@@ -218,10 +218,10 @@ func (h *Handler) authenticate(r *http.Request, rq *request) error {
 	if err != nil || k.Inactive {
 		return errInvalidAccessKey
 	}
-	if err := iam.CheckSession(k, res.SessionToken, time.Now()); err != nil {
+	p, err := k.Authenticate(res.SessionToken, time.Now())
+	if err != nil {
 		return err
 	}
-	p := k.Principal
 	rq.principal, rq.auth = &p, res
 	r.Body = res.Body
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/iam"
 )
@@ -38,11 +39,15 @@ func (r *Region) adminHandler() http.Handler {
 			return
 		}
 		k, err := r.keys.Lookup(req.Context(), res.Credential.AccessKey)
-		if err != nil {
+		if err != nil || k.Inactive {
 			writeJSONError(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 			return
 		}
-		p := k.Principal
+		p, err := k.Authenticate(res.SessionToken, time.Now())
+		if err != nil {
+			writeJSONError(w, http.StatusForbidden, "InvalidToken", err.Error())
+			return
+		}
 		req.Body = res.Body
 		mux.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), principalKey{}, &p)))
 	})
