@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -38,11 +40,15 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// deploymentKey is shared by the regions of the test's deployment.
+const deploymentKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 // startRegion runs `bulwark serve --region R --config topology.yaml`.
 func startRegion(t *testing.T, bin, region, config, dataDir string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--region", region, "--config", config, "--data", dataDir)
-	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey, "BULWARK_ACCOUNT_ID="+servertest.AccountID)
+	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey,
+		"BULWARK_ACCOUNT_ID="+servertest.AccountID, "BULWARK_DEPLOYMENT_KEY="+deploymentKey)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -157,13 +163,22 @@ func TestOutageLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Tag changes replicate when the role may read and replicate tags,
+	// beyond the article's three permissions: granted through the IAM API.
+	ic := awsiam.New(awsiam.Options{BaseEndpoint: aws.String(west.url), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(servertest.AccessKey, servertest.SecretKey, "")})
+	if _, err := ic.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("s3-replication-role"), PolicyName: aws.String("tags"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObjectVersionTagging","s3:ReplicateTags"],"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+
 	east.kill(t)
 
 	var (
 		mu   sync.Mutex
 		acks []written
 		tags = map[string]string{} // key@version -> tag value last acknowledged
-		ops  int                    // replication operations the acknowledged writes make
+		ops  int                   // replication operations the acknowledged writes make
 	)
 	record := func(w written, n int) {
 		mu.Lock()

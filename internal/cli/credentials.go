@@ -105,3 +105,11 @@ func randomAccountID() string {
 	n, _ := rand.Int(rand.Reader, big.NewInt(9e11))
 	return fmt.Sprintf("%012d", n.Int64()+1e11)
 }
+
+// deploymentKey is the key secrets are sealed with and sessions signed by:
+// BULWARK_DEPLOYMENT_KEY (base64 of 32 bytes) when set, else
+// DATA/deployment.key, made the first time. Every region of a deployment
+// must have the same one.
+func (m *Main) deploymentKey(dataDir string) ([]byte, error) {
+	return iam.LoadDeploymentKey(filepath.Join(dataDir, "deployment.key"), m.Getenv("BULWARK_DEPLOYMENT_KEY"))
+}

@@ -45,8 +45,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	dkey, err := m.deploymentKey(*rf.data)
+	if err != nil {
+		return err
+	}
 	cfg := server.Config{
-		Region: *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
+		DeploymentKey: dkey,
+		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {

@@ -54,12 +54,17 @@ func (m *Main) up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	dkey, err := m.deploymentKey(*data)
+	if err != nil {
+		return err
+	}
 	cfgs := make([]server.Config, len(upRegions))
 	for i, name := range upRegions {
 		cfgs[i] = server.Config{
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
 			Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
+			DeploymentKey: dkey,
 		}
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) {

@@ -28,6 +28,7 @@ func (r *Region) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	r.registerPeerAPI(mux)
 	r.registerReplicationAPI(mux)
+	r.registerIAMSync(mux)
 	v := r.verifier()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		res, err := v.Verify(req.Context(), req)

@@ -87,6 +87,7 @@ type Region struct {
 	// IAM holds the deployment's accounts, users, roles, policies and
 	// sessions.
 	IAM       *iam.Store
+	iamCopy   *iamCopier // set when IAM's home is another region
 	peerOnce  sync.Once
 	peerState *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
@@ -186,6 +187,10 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		}
 	}
 	r.keys = r.IAM
+	if r.copiesIAM() {
+		r.iamCopy = &iamCopier{r: r}
+		r.keys = copyingLookup{store: r.IAM, c: r.iamCopy}
+	}
 	r.authz = &iam.Evaluator{Store: r.IAM}
 	// The accounts of the configured root keys exist, each with the
 	// replication role the design article's configuration names.
@@ -267,6 +272,10 @@ func (r *Region) Handler() http.Handler {
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if svc := scopeService(req); svc == "iam" || svc == "sts" {
+			if svc == "iam" && r.iamCopy != nil && req.Header.Get(forwardedHeader) == "" {
+				r.forwardIAM(w, req)
+				return
+			}
 			iamAPI.ServeHTTP(w, req)
 			return
 		}
@@ -301,6 +310,15 @@ func scopeService(req *http.Request) string {
 
 // Start listens and serves in the background.
 func (r *Region) Start() error {
+	if r.iamCopy != nil {
+		// Serve with a current copy of IAM when its home answers; with the
+		// copy kept from the last run otherwise.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.iamCopy.sync(sctx); err != nil {
+			r.log.Warn("IAM home region did not answer; serving with the IAM copy kept", "home", r.iamHome(), "err", err)
+		}
+		cancel()
+	}
 	ln, err := net.Listen("tcp", r.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", r.cfg.Listen, err)
@@ -337,6 +355,10 @@ func (r *Region) Start() error {
 		defer r.wg.Done()
 		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace, r.cfg.UploadExpiry)
 	}()
+	if r.iamCopy != nil {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.iamCopy.run(ctx) }()
+	}
 	if err := r.Replication.Start(ctx); err != nil {
 		cancel()
 		r.srv.Close()

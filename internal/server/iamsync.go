@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/bulwark/bulwark/internal/iam"
+)
+
+// IAM is global, as in AWS: one region of the deployment, the first of the
+// topology, holds it and takes every IAM write; the others keep a copy,
+// pulled from it every iamSyncInterval and at once when a request names an
+// access key they do not know yet. Sessions need no copy: their tokens
+// carry them, sealed with the deployment key every region shares. Regions
+// of one process (bulwark up) share one store and need none of this.
+
+const (
+	iamSnapshotPath = adminPrefix + "v1/iam/snapshot"
+	iamSyncInterval = 2 * time.Second
+)
+
+// iamHome names the region that holds the deployment's IAM.
+func (r *Region) iamHome() string {
+	if names := r.cfg.Topology.Names(); len(names) > 0 {
+		return names[0]
+	}
+	return r.cfg.Region
+}
+
+// copiesIAM reports whether this region keeps a copy of another's IAM.
+func (r *Region) copiesIAM() bool {
+	return r.cfg.IAM == nil && r.iamHome() != r.cfg.Region
+}
+
+type iamSnapshot struct {
+	Digest  string       `json:"digest"`
+	Records []iam.Record `json:"records,omitempty"`
+}
+
+// registerIAMSync adds the call the other regions copy IAM with. Secrets
+// travel sealed with the deployment key.
+func (r *Region) registerIAMSync(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+iamSnapshotPath, func(w http.ResponseWriter, req *http.Request) {
+		recs, digest, err := r.IAM.Export(req.Context())
+		if err != nil {
+			r.log.Error("export IAM", "err", err)
+			writeJSONError(w, http.StatusInternalServerError, "InternalError", "export IAM")
+			return
+		}
+		if req.URL.Query().Get("digest") == digest {
+			writeJSON(w, http.StatusOK, iamSnapshot{Digest: digest})
+			return
+		}
+		writeJSON(w, http.StatusOK, iamSnapshot{Digest: digest, Records: recs})
+	})
+}
+
+// iamCopier keeps a region's copy of IAM current.
+type iamCopier struct {
+	r      *Region
+	mu     sync.Mutex
+	digest string
+	last   time.Time
+}
+
+// sync pulls the home region's IAM when it changed.
+func (c *iamCopier) sync(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = time.Now()
+	p := c.r.peers()
+	if p.client == nil {
+		return errors.New("no key of the deployment to sign peer calls with")
+	}
+	resp, err := p.client.Do(ctx, c.r.iamHome(), http.MethodGet, iamSnapshotPath+"?digest="+url.QueryEscape(c.digest), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("IAM home %s answered %s: %s", c.r.iamHome(), resp.Status, b)
+	}
+	var snap iamSnapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return fmt.Errorf("read IAM snapshot: %w", err)
+	}
+	if snap.Digest == c.digest {
+		return nil
+	}
+	if err := c.r.IAM.Import(ctx, snap.Records); err != nil {
+		return err
+	}
+	c.digest = snap.Digest
+	return nil
+}
+
+// run copies IAM until ctx ends.
+func (c *iamCopier) run(ctx context.Context) {
+	tick := time.NewTicker(iamSyncInterval)
+	defer tick.Stop()
+	for {
+		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
+			c.r.log.Warn("copy IAM from its home region", "home", c.r.iamHome(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// copyingLookup finds keys in the region's copy of IAM, pulling the home
+// region's state first when a key is not there yet (at most every 500 ms).
+type copyingLookup struct {
+	store *iam.Store
+	c     *iamCopier
+}
+
+func (l copyingLookup) Lookup(ctx context.Context, id string) (iam.Key, error) {
+	k, err := l.store.Lookup(ctx, id)
+	if !errors.Is(err, iam.ErrUnknownKey) {
+		return k, err
+	}
+	l.c.mu.Lock()
+	recent := time.Since(l.c.last) < 500*time.Millisecond
+	l.c.mu.Unlock()
+	if recent {
+		return k, err
+	}
+	if serr := l.c.sync(ctx); serr != nil {
+		return k, err
+	}
+	return l.store.Lookup(ctx, id)
+}
+
+// forwardIAM passes an IAM call to the home region, where IAM is written,
+// keeping the client's signature (the Host header and body).
+func (r *Region) forwardIAM(w http.ResponseWriter, req *http.Request) {
+	home := r.iamHome()
+	endpoint, ok := r.cfg.Topology.Endpoint(home)
+	target, err := url.Parse(endpoint)
+	if !ok || err != nil {
+		http.Error(w, "IAM home region "+home+" has no endpoint", http.StatusServiceUnavailable)
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set(forwardedHeader, r.cfg.Region)
+		},
+		Transport: r.peers().transport,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			r.log.Warn("forward IAM call", "home", home, "err", err)
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>IAM is held by region %s, which did not answer.</Message></Error></ErrorResponse>`, home)
+		},
+	}
+	proxy.ServeHTTP(w, req)
+}
