@@ -109,6 +109,13 @@ func Start(t testing.TB, opts Options) *Region {
 // topology: a deployment on loopback.
 func StartRegions(t testing.TB, names ...string) []*Region {
 	t.Helper()
+	return StartRegionsWith(t, nil, names...)
+}
+
+// StartRegionsWith is StartRegions with every region's configuration
+// adjusted by configure first.
+func StartRegionsWith(t testing.TB, configure func(*server.Config), names ...string) []*Region {
+	t.Helper()
 	regions := make([]topology.Region, len(names))
 	for i, n := range names {
 		regions[i].Name = n
@@ -120,9 +127,14 @@ func StartRegions(t testing.TB, names ...string) []*Region {
 	out := make([]*Region, len(names))
 	for i, n := range names {
 		opts := Options{Region: n, Topology: topo}
-		if i > 0 {
-			// One IAM for the deployment, as bulwark up runs it.
-			opts.Configure = func(c *server.Config) { c.IAM = out[0].IAM }
+		opts.Configure = func(c *server.Config) {
+			if configure != nil {
+				configure(c)
+			}
+			if i > 0 {
+				// One IAM for the deployment, as bulwark up runs it.
+				c.IAM = out[0].IAM
+			}
 		}
 		out[i] = Start(t, opts)
 	}
