@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -35,6 +36,17 @@ func clientFor(r *servertest.Region, c *creds) *s3.Client {
 		}
 		o.Credentials = credentials.NewStaticCredentialsProvider(c.ak, c.sk, c.token)
 	})
+}
+
+// iamClientFor returns an IAM client signing as c (anonymous when nil).
+func iamClientFor(r *servertest.Region, c *creds) *awsiam.Client {
+	return awsiam.New(awsiam.Options{BaseEndpoint: aws.String(r.URL()), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: func() aws.CredentialsProvider {
+			if c == nil {
+				return aws.AnonymousCredentials{}
+			}
+			return credentials.NewStaticCredentialsProvider(c.ak, c.sk, c.token)
+		}()})
 }
 
 func mustDo(t *testing.T, err error) {
@@ -96,7 +108,7 @@ func errorCode(err error) string {
 // purpose, so nothing changes).
 func denied(err error) bool {
 	switch errorCode(err) {
-	case "AccessDenied", "ExpiredToken", "InvalidToken", "InvalidAccessKeyId":
+	case "AccessDenied", "ExpiredToken", "InvalidToken", "InvalidAccessKeyId", "InvalidClientTokenId", "MissingAuthenticationToken":
 		return true
 	}
 	return false
@@ -175,9 +187,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return err
 		},
 	}
+	ops["iam"] = nil // an IAM call: CreateUser, below
 	all := []string{"get", "put", "list", "delete-version", "put-replication", "put-policy"}
 	allow := map[string]map[string][]string{ // principal -> bucket -> allowed operations
-		"root":      {"a-bucket": all, "b-shared": {"get", "put", "list"}},
+		"root":      {"a-bucket": append(all, "iam"), "b-bucket": {"iam"}, "b-shared": {"get", "put", "list", "iam"}},
 		"alice":     {"a-bucket": {"get", "put", "list", "put-replication", "put-policy"}, "b-shared": {"get", "put", "list"}},
 		"bob":       {},
 		"reader":    {"a-bucket": {"get", "list"}, "b-shared": {"get", "list"}},
@@ -187,10 +200,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	for who, c := range principals {
 		client := clientFor(r, c)
+		ic := iamClientFor(r, c)
 		for _, bk := range []string{"a-bucket", "b-bucket", "b-shared"} {
-			for _, op := range all {
+			for _, op := range append(all, "iam") {
 				t.Run(fmt.Sprintf("%s/%s/%s", who, bk, op), func(t *testing.T) {
-					err := ops[op](client, bk)
+					var err error
+					if op == "iam" {
+						// The bucket plays no part: the caller's account is the resource.
+						_, err = ic.CreateUser(bg, &awsiam.CreateUserInput{UserName: aws.String("u-" + who + "-" + bk)})
+						if err != nil && !denied(err) && errorCode(err) != "InvalidClientTokenId" && errorCode(err) != "MissingAuthenticationToken" {
+							t.Logf("refused with %q", errorCode(err))
+						}
+					} else {
+						err = ops[op](client, bk)
+					}
 					want := false
 					for _, o := range allow[who][bk] {
 						want = want || o == op

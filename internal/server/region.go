@@ -271,7 +271,14 @@ func (r *Region) Handler() http.Handler {
 	})
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if svc := scopeService(req); svc == "iam" || svc == "sts" {
+		svc := scopeService(req)
+		if svc == "" && req.Method == http.MethodPost && req.URL.Path == "/" &&
+			strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			// An unsigned Query API call: IAM or STS answers it (S3 has no
+			// such request), refusing it for want of a signature.
+			svc = "sts"
+		}
+		if svc == "iam" || svc == "sts" {
 			if svc == "iam" && r.iamCopy != nil && req.Header.Get(forwardedHeader) == "" {
 				r.forwardIAM(w, req)
 				return
