@@ -45,8 +45,19 @@ type process struct {
 
 func startServe(t *testing.T, bin, dataDir string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--region", "us-east-1", "--data", dataDir, "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey, "BULWARK_ACCOUNT_ID="+servertest.AccountID)
+	return startProcess(t, bin, "serve", "--region", "us-east-1", "--data", dataDir, "--listen", "127.0.0.1:0")
+}
+
+// deploymentKey is shared by the regions of a test's deployment.
+const deploymentKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+// startProcess runs bulwark with args, with the test account's keys, and
+// waits for the first line it prints, which ends with its endpoint.
+func startProcess(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey,
+		"BULWARK_ACCOUNT_ID="+servertest.AccountID, "BULWARK_DEPLOYMENT_KEY="+deploymentKey)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -58,8 +69,9 @@ func startServe(t *testing.T, bin, dataDir string) *process {
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		cmd.Process.Kill()
-		t.Fatalf("serve did not start: %v\n%s", err, p.log)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("bulwark %s did not start: %v\n%s", strings.Join(args, " "), err, p.log)
 	}
 	f := strings.Fields(line)
 	p.url = f[len(f)-1]

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,34 +39,10 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// deploymentKey is shared by the regions of the test's deployment.
-const deploymentKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-
 // startRegion runs `bulwark serve --region R --config topology.yaml`.
 func startRegion(t *testing.T, bin, region, config, dataDir string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--region", region, "--config", config, "--data", dataDir)
-	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey,
-		"BULWARK_ACCOUNT_ID="+servertest.AccountID, "BULWARK_DEPLOYMENT_KEY="+deploymentKey)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, log: &bytes.Buffer{}}
-	cmd.Stderr = p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("serve %s did not start: %v\n%s", region, err, p.log)
-	}
-	f := strings.Fields(line)
-	p.url = f[len(f)-1]
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return p
+	return startProcess(t, bin, "serve", "--region", region, "--config", config, "--data", dataDir)
 }
 
 func (p *process) kill(t *testing.T) {
