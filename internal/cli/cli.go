@@ -32,6 +32,7 @@ Commands:
   serve    run one region, alone or as part of a deployment (-config topology.yaml)
   bench    measure PUT and GET throughput of an S3 endpoint
   replication  see replication's state, retry failures, resync and compare buckets
+  admin    create and list accounts (the deployment's admin only)
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -59,6 +60,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.bench(ctx, args[1:])
 	case "replication":
 		err = m.replication(ctx, args[1:])
+	case "admin":
+		err = m.admin(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":
@@ -147,7 +150,7 @@ func (m *Main) prepare(ctx context.Context, fs *flag.FlagSet, rf runFlags, args 
 	if err != nil {
 		return nil, credentials{}, err
 	}
-	creds, err := m.loadCredentials(*rf.data)
+	creds, err := m.loadCredentials(*rf.data, log)
 	return log, creds, err
 }
 

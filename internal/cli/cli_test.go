@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -25,62 +26,195 @@ import (
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
-// startMain runs the command in the background and returns its endpoints
-// and a function that stops it (as SIGTERM does) and returns the exit code.
+// startMain runs the command in the background and returns its endpoints,
+// what it printed on start, and a function that stops it (as SIGTERM does)
+// and returns the exit code.
 func startMain(t *testing.T, env map[string]string, args ...string) (map[string]string, *bytes.Buffer, func() int) {
+	t.Helper()
+	urls, out, _, stop := startMainLogs(t, env, args...)
+	return urls, out, stop
+}
+
+// startMainLogs is startMain that also returns the command's log, to be
+// read once it has stopped.
+func startMainLogs(t *testing.T, env map[string]string, args ...string) (map[string]string, *bytes.Buffer, *bytes.Buffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan map[string]string, 1)
-	out := &bytes.Buffer{}
-	m := &Main{Stdout: out, Stderr: &bytes.Buffer{}, Getenv: func(k string) string { return env[k] }, Ready: func(u map[string]string) { ready <- u }}
+	out, logs := &bytes.Buffer{}, &bytes.Buffer{}
+	m := &Main{Stdout: out, Stderr: logs, Getenv: func(k string) string { return env[k] }, Ready: func(u map[string]string) { ready <- u }}
 	done := make(chan int, 1)
 	go func() { done <- m.Run(ctx, args) }()
 	select {
 	case urls := <-ready:
-		return urls, out, func() int { cancel(); return <-done }
+		return urls, out, logs, func() int { cancel(); return <-done }
 	case code := <-done:
 		cancel()
-		t.Fatalf("exited with %d: %s", code, m.Stderr)
+		t.Fatalf("exited with %d: %s", code, logs)
 	case <-time.After(20 * time.Second):
 		t.Fatal("did not start")
 	}
-	return nil, nil, nil
+	return nil, nil, nil, nil
 }
 
-func TestUpGeneratesCredentialsOnceAndShutsDownCleanly(t *testing.T) {
-	dir := t.TempDir()
-	urls, out, stop := startMain(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
-	var creds credentials
+// shownSecret is the secret key a start printed, "" when it printed none.
+func shownSecret(out string) string {
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "secret key "); ok && !strings.Contains(v, " ") {
+			return v
+		}
+	}
+	return ""
+}
+
+// readCredentials reads the data directory's credentials.json, which must
+// name a key and hold no secret.
+func readCredentials(t *testing.T, dir string) credentials {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "credentials.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
+	var c credentials
+	if err := json.Unmarshal(raw, &c); err != nil || c.AccountID == "" || c.AccessKey == "" {
+		t.Fatalf("credentials.json: %v\n%s", err, raw)
+	}
+	if c.SecretKey != "" || strings.Contains(string(raw), "secret") {
+		t.Fatalf("credentials.json holds a secret:\n%s", raw)
+	}
+	return c
+}
+
+// noSecretAtRest checks that no file under dir holds secret in the clear:
+// metadata pages, logs, credentials.json, anything.
+func noSecretAtRest(t *testing.T, dir, secret string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte(secret)) {
+			t.Errorf("%s holds the secret key in the clear", path)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"us-west-2", urls["us-west-2"], creds.AccessKey, creds.SecretKey} {
+}
+
+// TestUpGeneratesCredentialsOnceAndShutsDownCleanly makes the admin key at
+// the first start, shows its secret then and never again, and keeps the
+// secret nowhere in the clear.
+func TestUpGeneratesCredentialsOnceAndShutsDownCleanly(t *testing.T) {
+	dir := t.TempDir()
+	urls, out, logs, stop := startMainLogs(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
+	creds := readCredentials(t, dir)
+	secret := shownSecret(out.String())
+	if len(secret) != 40 {
+		t.Fatalf("up shows no secret key:\n%s", out)
+	}
+	for _, want := range []string{"us-west-2", urls["us-west-2"], creds.AccountID, creds.AccessKey, "only time the secret key is shown",
+		"export AWS_ACCESS_KEY_ID=" + creds.AccessKey + " AWS_SECRET_ACCESS_KEY=" + secret + " "} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("up output lacks %q:\n%s", want, out)
 		}
 	}
-	c := servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, creds.SecretKey, nil)
+	c := servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, secret, nil)
 	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("first")}); err != nil {
 		t.Fatal(err)
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit code %d after shutdown", code)
 	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("the log shows the secret key:\n%s", logs)
+	}
+	noSecretAtRest(t, dir, secret)
 	// The store was closed: its file lock is free.
 	m, err := bolt.Open(filepath.Join(dir, "us-west-2", "meta.db"))
 	if err != nil {
 		t.Fatalf("metadata still locked after shutdown: %v", err)
 	}
 	m.Close()
-	// A second start reuses the stored pair and keeps the data.
-	urls, _, stop = startMain(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
-	defer stop()
-	c = servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, creds.SecretKey, nil)
+	// A second start reuses the stored key and keeps the data; it names
+	// the key, and does not show the secret.
+	urls, out, logs, stop = startMainLogs(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
+	if s := out.String(); strings.Contains(s, secret) || shownSecret(s) != "" || !strings.Contains(s, creds.AccessKey) ||
+		!strings.Contains(s, "shown once, when the key was made") {
+		t.Fatalf("second start's output:\n%s", s)
+	}
+	if readCredentials(t, dir) != creds {
+		t.Fatal("credentials.json changed")
+	}
+	c = servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, secret, nil)
 	if _, err := c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("first")}); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	// A bucket in the other region: the regions sign their calls to each
+	// other with the stored key.
+	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("second-east"),
+		CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-east-1"}}); err != nil {
+		t.Fatalf("bucket in us-east-1 after restart: %v", err)
+	}
+	// The key is the deployment's admin's.
+	admin := &Main{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(k string) string {
+		return map[string]string{"BULWARK_ENDPOINT": urls["us-east-1"], "AWS_ACCESS_KEY_ID": creds.AccessKey, "AWS_SECRET_ACCESS_KEY": secret}[k]
+	}}
+	if code := admin.Run(context.Background(), []string{"admin", "account", "create", "team-a"}); code != 0 ||
+		!strings.Contains(admin.Stdout.(*bytes.Buffer).String(), "(team-a)") {
+		t.Fatalf("admin account create: exit %d\n%s%s", code, admin.Stdout, admin.Stderr)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("the log shows the secret key:\n%s", logs)
+	}
+	noSecretAtRest(t, dir, secret)
+}
+
+// TestUpMovesSecretOutOfCredentialsJSON starts on a data directory whose
+// credentials.json holds its secret in the clear, as older versions wrote
+// it: the key moves into IAM, sealed, and keeps working.
+func TestUpMovesSecretOutOfCredentialsJSON(t *testing.T) {
+	dir := t.TempDir()
+	const ak, secret = "AKIAOLDERVERSION0000", "older-version-secret/0000000000000000000"
+	old, _ := json.Marshal(map[string]string{"accountId": "123456789012", "accessKeyId": ak, "secretAccessKey": secret})
+	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	urls, out, logs, stop := startMainLogs(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
+	// Shown one last time: nowhere else holds it now.
+	if shownSecret(out.String()) != secret || !strings.Contains(out.String(), "now kept in IAM, sealed") {
+		t.Fatalf("up output:\n%s", out)
+	}
+	if c := readCredentials(t, dir); c.AccountID != "123456789012" || c.AccessKey != ak {
+		t.Fatalf("credentials.json names %+v", c)
+	}
+	c := servertest.NewClient(urls["us-west-2"], "us-west-2", ak, secret, nil)
+	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if !strings.Contains(logs.String(), "moved the secret key of credentials.json into IAM") || strings.Contains(logs.String(), secret) {
+		t.Fatalf("log:\n%s", logs)
+	}
+	noSecretAtRest(t, dir, secret)
+
+	urls, out, stop = startMain(t, nil, "up", "--data", dir, "--listen", "127.0.0.1:0")
+	defer stop()
+	if strings.Contains(out.String(), secret) {
+		t.Fatalf("the secret is shown again:\n%s", out)
+	}
+	c = servertest.NewClient(urls["us-west-2"], "us-west-2", ak, secret, nil)
+	if _, err := c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("kept")}); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
 }
@@ -92,6 +226,39 @@ func TestServeTakesCredentialsFromEnvironment(t *testing.T) {
 	c := servertest.NewClient(urls["eu-west-1"], "eu-west-1", "AKIAENVKEY0000000000", "env-secret", nil)
 	if _, err := c.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeMakesKeyOnce runs one region without a key in the environment:
+// it makes the admin key as bulwark up does, shown at the first start only.
+func TestServeMakesKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"serve", "--region", "eu-west-1", "--data", dir, "--listen", "127.0.0.1:0"}
+	urls, out, stop := startMain(t, nil, args...)
+	// Scripts read the endpoint from the first line.
+	if first, _, _ := strings.Cut(out.String(), "\n"); first != "eu-west-1  "+urls["eu-west-1"] {
+		t.Fatalf("first line %q", first)
+	}
+	creds, secret := readCredentials(t, dir), shownSecret(out.String())
+	if secret == "" || !strings.Contains(out.String(), "export AWS_ACCESS_KEY_ID="+creds.AccessKey+" AWS_SECRET_ACCESS_KEY="+secret) {
+		t.Fatalf("serve output:\n%s", out)
+	}
+	c := servertest.NewClient(urls["eu-west-1"], "eu-west-1", creds.AccessKey, secret, nil)
+	if _, err := c.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	noSecretAtRest(t, dir, secret)
+	urls, out, stop = startMain(t, nil, args...)
+	defer stop()
+	if strings.Contains(out.String(), secret) || !strings.Contains(out.String(), creds.AccessKey) {
+		t.Fatalf("second start's output:\n%s", out)
+	}
+	c = servertest.NewClient(urls["eu-west-1"], "eu-west-1", creds.AccessKey, secret, nil)
+	if _, err := c.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Fatalf("after restart: %v", err)
 	}
 }
 
@@ -110,12 +277,8 @@ func TestUpTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	var creds credentials
-	raw, _ := os.ReadFile(filepath.Join(dir, "credentials.json"))
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
-	c := servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, creds.SecretKey, hc)
+	creds := readCredentials(t, dir)
+	c := servertest.NewClient(urls["us-west-2"], "us-west-2", creds.AccessKey, shownSecret(out.String()), hc)
 	ctx := context.Background()
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("tls-east"), CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-east-1"}}); err != nil {
 		t.Fatal(err)
@@ -263,12 +426,19 @@ func TestServeConfigErrors(t *testing.T) {
 	if err := os.WriteFile(config, []byte("regions:\n  - name: us-west-2\n    endpoint: http://127.0.0.1:1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	two := filepath.Join(t.TempDir(), "topology.yaml")
+	if err := os.WriteFile(two, []byte("regions:\n  - name: us-west-2\n    endpoint: http://127.0.0.1:1\n  - name: us-east-1\n    endpoint: http://127.0.0.1:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--region", "us-east-1", "--config", config}, `region "us-east-1" is not in`},
 		{[]string{"--region", "us-west-2", "--config", config + ".missing"}, "read topology"},
+		// A region that copies IAM cannot make a key of its own: the
+		// home region would not know it.
+		{[]string{"--region", "us-east-1", "--config", two}, "region us-east-1 copies IAM from region us-west-2"},
 	} {
 		stderr := &bytes.Buffer{}
 		m := &Main{Stdout: &bytes.Buffer{}, Stderr: stderr}

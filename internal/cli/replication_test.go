@@ -25,9 +25,15 @@ import (
 // returns the exit code and what it printed.
 func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCommand(t, env, append([]string{"replication"}, args...)...)
+}
+
+// runCommand runs `bulwark args...` with env as the environment.
+func runCommand(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	m := &cli.Main{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
-	code = m.Run(context.Background(), append([]string{"replication"}, args...))
+	code = m.Run(context.Background(), args)
 	return code, out.String(), errOut.String()
 }
 
@@ -223,24 +229,32 @@ func TestReplicationCredentialsAndErrors(t *testing.T) {
 	versioned(t, c, "dst", "us-west-2")
 	replicate(t, c, "src", "dst")
 
-	// The key of bulwark up's data directory; the certificate trusted
-	// through AWS_CA_BUNDLE.
+	// bulwark up's data directory names its key but holds no secret: the
+	// key comes from the environment.
 	dir := t.TempDir()
-	creds, _ := json.Marshal(map[string]string{"accountId": servertest.AccountID, "accessKeyId": servertest.AccessKey, "secretAccessKey": servertest.SecretKey})
+	creds, _ := json.Marshal(map[string]string{"accountId": servertest.AccountID, "accessKeyId": servertest.AccessKey})
 	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), creds, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"BULWARK_ENDPOINT": r.URL(), "AWS_CA_BUNDLE": r.CAFile}
+	if code, _, errOut := run(t, env, "status", "--data", dir); code != 1 || !strings.Contains(errOut, "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") ||
+		!strings.Contains(errOut, servertest.AccessKey) {
+		t.Fatalf("status with the data directory only: exit %d %s", code, errOut)
+	}
+	// The certificate trusted through AWS_CA_BUNDLE.
+	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = servertest.AccessKey, servertest.SecretKey
 	if code, out, errOut := run(t, env, "status", "--data", dir); code != 0 || !strings.Contains(out, "replicate-all-objects") {
-		t.Fatalf("status with the data directory's key: exit %d\n%s%s", code, out, errOut)
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
 	}
 	// Without the certificate, TLS fails.
-	if code, _, errOut := run(t, map[string]string{"BULWARK_ENDPOINT": r.URL()}, "status", "--data", dir); code != 1 || !strings.Contains(errOut, "certificate") {
+	noCA := map[string]string{"BULWARK_ENDPOINT": r.URL(), "AWS_ACCESS_KEY_ID": servertest.AccessKey, "AWS_SECRET_ACCESS_KEY": servertest.SecretKey}
+	if code, _, errOut := run(t, noCA, "status"); code != 1 || !strings.Contains(errOut, "certificate") {
 		t.Fatalf("without the CA bundle: exit %d %s", code, errOut)
 	}
 	// No key anywhere: an error, and no key is made up.
 	empty := t.TempDir()
-	if code, _, errOut := run(t, env, "status", "--data", empty); code != 1 || !strings.Contains(errOut, "no credentials") {
+	noKey := map[string]string{"BULWARK_ENDPOINT": r.URL(), "AWS_CA_BUNDLE": r.CAFile}
+	if code, _, errOut := run(t, noKey, "status", "--data", empty); code != 1 || !strings.Contains(errOut, "no credentials") {
 		t.Fatalf("no credentials: exit %d %s", code, errOut)
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
@@ -262,7 +276,6 @@ func TestReplicationCredentialsAndErrors(t *testing.T) {
 		t.Fatalf("wrong secret: exit %d %s", code, errOut)
 	}
 
-	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = servertest.AccessKey, servertest.SecretKey
 	if code, _, errOut := run(t, env, "status", "--bucket", "nope"); code != 1 || !strings.Contains(errOut, "NoSuchBucket") {
 		t.Fatalf("missing bucket: exit %d %s", code, errOut)
 	}
@@ -274,7 +287,8 @@ func TestReplicationCredentialsAndErrors(t *testing.T) {
 			t.Fatalf("%v: exit %d, want 2", args, code)
 		}
 	}
-	if code, _, _ := run(t, map[string]string{"BULWARK_ENDPOINT": "http://127.0.0.1:1"}, "status", "--data", dir); code != 1 {
+	noCA["BULWARK_ENDPOINT"] = "http://127.0.0.1:1"
+	if code, _, _ := run(t, noCA, "status"); code != 1 {
 		t.Fatalf("nothing listening: exit %d", code)
 	}
 }

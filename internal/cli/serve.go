@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/topology"
 )
@@ -45,24 +44,39 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if topo != nil && topo.Names()[0] != *region && creds.origin != fromEnv {
+		// Its own key would be unknown to the home region, whose IAM it
+		// copies with it, and lost at the first copy.
+		return fmt.Errorf("region %s copies IAM from region %s, the first of %s: set BULWARK_ACCESS_KEY and BULWARK_SECRET_KEY (and BULWARK_ACCOUNT_ID) to the key every region of the deployment runs with",
+			*region, topo.Names()[0], *config)
+	}
 	dkey, err := m.deploymentKey(*rf.data)
 	if err != nil {
 		return err
 	}
+	keys, bootstrap := creds.serverKeys()
 	cfg := server.Config{
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
+		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
 	}
-	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) {
-		fmt.Fprintf(m.Stdout, "%s  %s\n", *region, urls[*region])
+	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {
+		if err := creds.save(log); err != nil {
+			return err
+		}
+		w := m.Stdout
+		fmt.Fprintf(w, "%s  %s\n", *region, urls[*region])
 		if topo != nil {
 			for _, r := range topo.Regions() {
 				if r.Name != *region {
-					fmt.Fprintf(m.Stdout, "  peer %s  %s\n", r.Name, r.Endpoint)
+					fmt.Fprintf(w, "  peer %s  %s\n", r.Name, r.Endpoint)
 				}
 			}
 		}
+		fmt.Fprintln(w)
+		printKey(w, creds)
+		fmt.Fprintf(w, "  %s\n", exportLine(creds, *region))
+		return nil
 	})
 }
 
@@ -74,8 +88,8 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 }
 
 // runRegions opens and starts every region, calls ready, then serves until
-// ctx ends and shuts down gracefully.
-func (m *Main) runRegions(ctx context.Context, cfgs []server.Config, ready func(map[string]string)) error {
+// ctx ends and shuts down gracefully. An error of ready shuts down at once.
+func (m *Main) runRegions(ctx context.Context, cfgs []server.Config, ready func(map[string]string) error) error {
 	var regions []*server.Region
 	closeAll := func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -110,7 +124,9 @@ func (m *Main) runRegions(ctx context.Context, cfgs []server.Config, ready func(
 			}
 		}
 	}
-	ready(urls)
+	if err := ready(urls); err != nil {
+		return errors.Join(err, closeAll())
+	}
 	if m.Ready != nil {
 		m.Ready(urls)
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/topology"
 )
@@ -58,16 +57,20 @@ func (m *Main) up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	keys, bootstrap := creds.serverKeys()
 	cfgs := make([]server.Config, len(upRegions))
 	for i, name := range upRegions {
 		cfgs[i] = server.Config{
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
-			Keys: []iam.Key{creds.key()}, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
+			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
 			DeploymentKey: dkey,
 		}
 	}
-	return m.runRegions(ctx, cfgs, func(urls map[string]string) {
+	return m.runRegions(ctx, cfgs, func(urls map[string]string) error {
+		if err := creds.save(log); err != nil {
+			return err
+		}
 		w := m.Stdout
 		url := urls[upRegion]
 		fmt.Fprintf(w, "Bulwark is up: two regions, each with its own data and endpoint.\n\n")
@@ -75,15 +78,18 @@ func (m *Main) up(ctx context.Context, args []string) error {
 		for _, name := range upRegions {
 			fmt.Fprintf(w, "  %-10s %s\n", name, urls[name])
 		}
-		fmt.Fprintf(w, "\n  account    %s\n  access key %s\n  secret key %s\n  (from %s)\n\n", creds.AccountID, creds.AccessKey, creds.SecretKey, creds.Source)
+		fmt.Fprintln(w)
+		printKey(w, creds)
 		fmt.Fprintf(w, "Use it with the aws CLI (any endpoint serves every bucket):\n\n")
-		fmt.Fprintf(w, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n", creds.AccessKey, creds.SecretKey, upRegion)
+		fmt.Fprintf(w, "  %s\n", exportLine(creds, upRegion))
 		if *useTLS {
 			fmt.Fprintf(w, "  export AWS_CA_BUNDLE=%s   # trust the self-signed certificate\n", cert)
 		}
 		fmt.Fprintf(w, "  aws --endpoint-url %s s3 mb s3://my-bucket\n", url)
 		fmt.Fprintf(w, "  aws --endpoint-url %s s3api create-bucket --bucket my-bucket-east --create-bucket-configuration LocationConstraint=%s\n\n", url, upRegions[1])
+		fmt.Fprintf(w, "More accounts: bulwark admin account create NAME (as the admin)\n")
 		fmt.Fprintf(w, "Metrics: %s/metrics    Stop: Ctrl-C\n", url)
+		return nil
 	})
 }
 

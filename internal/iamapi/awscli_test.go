@@ -7,21 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// requireTool skips when an outside program is missing, except under CI,
-// where a missing tool means the CI set-up is broken.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true but not on PATH", name)
-		}
-		t.Skipf("%s not on PATH; install it to run this test", name)
-	}
-	return p
-}
+	"github.com/bulwark/bulwark/internal/server/servertest"
+)
 
 type awsCLI struct {
 	t        *testing.T
@@ -31,7 +19,7 @@ type awsCLI struct {
 }
 
 func (e *env) cli() *awsCLI {
-	return &awsCLI{t: e.t, bin: requireTool(e.t, "aws"), endpoint: e.url, home: e.t.TempDir()}
+	return &awsCLI{t: e.t, bin: servertest.RequireTool(e.t, "aws"), endpoint: e.url, home: e.t.TempDir()}
 }
 
 // exec runs an aws command signed with c and returns its output, its

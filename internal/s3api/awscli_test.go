@@ -11,20 +11,6 @@ import (
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
-// requireTool skips when an outside program is missing, except under CI,
-// where a missing tool means the CI set-up is broken.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true but not on PATH", name)
-		}
-		t.Skipf("%s not on PATH; install it to run this test", name)
-	}
-	return p
-}
-
 type awsCLI struct {
 	t        *testing.T
 	bin      string
@@ -33,7 +19,7 @@ type awsCLI struct {
 }
 
 func newAWSCLI(t *testing.T, r *servertest.Region) *awsCLI {
-	bin := requireTool(t, "aws")
+	bin := servertest.RequireTool(t, "aws")
 	home := t.TempDir()
 	env := append(os.Environ(),
 		"AWS_ACCESS_KEY_ID="+servertest.AccessKey,

@@ -227,7 +227,7 @@ func TestAWSCLIMultipartCopy(t *testing.T) {
 // TestBoto3TransferManager uploads with boto3's upload_file (multipart with
 // its default checksums) and downloads with download_file.
 func TestBoto3TransferManager(t *testing.T) {
-	python := requireTool(t, "python3")
+	python := servertest.RequireTool(t, "python3")
 	if err := exec.Command(python, "-c", "import boto3").Run(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("boto3 is required under CI=true")

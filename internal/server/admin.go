@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -29,6 +31,7 @@ func (r *Region) adminHandler() http.Handler {
 	r.registerPeerAPI(mux)
 	r.registerReplicationAPI(mux)
 	r.registerIAMSync(mux)
+	r.registerAccountsAPI(mux)
 	v := r.verifier()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		res, err := v.Verify(req.Context(), req)
@@ -52,6 +55,23 @@ func (r *Region) adminHandler() http.Handler {
 		req.Body = res.Body
 		mux.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), principalKey{}, &p)))
 	})
+}
+
+// readBody reads a request body of at most limit bytes, answering the
+// request itself (and returning false) when it cannot. The body is read
+// through the signature check: a body that does not match its signed hash
+// ends here.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64, what string) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	switch {
+	case err != nil:
+		writeJSONError(w, http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("read %s: %v", what, err))
+		return nil, false
+	case int64(len(body)) > limit:
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "InvalidRequest", fmt.Sprintf("the %s is too large", what))
+		return nil, false
+	}
+	return body, true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

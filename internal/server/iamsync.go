@@ -49,6 +49,12 @@ type iamSnapshot struct {
 // travel sealed with the deployment key.
 func (r *Region) registerIAMSync(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+iamSnapshotPath, func(w http.ResponseWriter, req *http.Request) {
+		// Every account's IAM is in it: only the regions, which sign
+		// with the admin's key, may copy it, not the other accounts.
+		if !r.isAdmin(callerOf(req.Context())) {
+			writeJSONError(w, http.StatusForbidden, "AccessDenied", "only the deployment's regions copy IAM")
+			return
+		}
 		recs, digest, err := r.IAM.Export(req.Context())
 		if err != nil {
 			r.log.Error("export IAM", "err", err)

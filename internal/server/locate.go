@@ -113,8 +113,7 @@ func (r *Region) newPeerState() *peerState {
 		transport: topology.NewTransport(r.peerTLS()),
 		homes:     map[string]string{},
 	}
-	if len(r.cfg.Keys) > 0 {
-		k := r.cfg.Keys[0]
+	if k, ok := r.signingKey(); ok {
 		p.client = topology.NewClient(r.cfg.Topology, k.AccessKey, k.Secret, p.transport)
 	}
 	return p

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,12 @@ type Config struct {
 	// DeploymentKey seals secret keys at rest; nil takes (or makes) the
 	// one in DataDir/deployment.key.
 	DeploymentKey []byte
+	// BootstrapKeys are root keys kept in IAM, sealed, rather than given
+	// by configuration: bulwark up's admin key. Open stores one that
+	// carries its secret unless IAM holds it already; one without names a
+	// key stored at an earlier start. The first root key of Keys, else of
+	// BootstrapKeys, is the deployment's admin's (see accounts.go).
+	BootstrapKeys []iam.Key
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -83,6 +90,7 @@ type Region struct {
 	Registry *prometheus.Registry
 	roots    *iam.Keyring  // root keys given by configuration
 	keys     iam.KeyLookup // every key: roots, stored keys, sessions
+	admin    string        // the account whose root user is the deployment's admin
 	authz    iam.Authorizer
 	// IAM holds the deployment's accounts, users, roles, policies and
 	// sessions.
@@ -192,9 +200,13 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		r.keys = copyingLookup{store: r.IAM, c: r.iamCopy}
 	}
 	r.authz = &iam.Evaluator{Store: r.IAM}
+	if err := r.bootstrap(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
 	// The accounts of the configured root keys exist, each with the
 	// replication role the design article's configuration names.
-	for _, k := range cfg.Keys {
+	for _, k := range slices.Concat(cfg.Keys, cfg.BootstrapKeys) {
 		if k.Principal.Root() {
 			err := r.IAM.EnsureAccount(ctx, k.Principal.AccountID, "")
 			if err == nil {
@@ -218,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		},
 		Authorize: func(ctx context.Context, req *iam.Request) error { return r.authz.Authorize(ctx, req) },
 		Credentials: func(account string) (string, string, bool) {
-			k, ok := r.roots.ForAccount(account)
+			k, ok := r.rootKeyOf(context.Background(), account)
 			return k.AccessKey, k.Secret, ok
 		},
 		HTTPClient: &http.Client{Transport: topology.NewTransport(r.peerTLS())},

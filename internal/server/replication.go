@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -181,15 +180,8 @@ func (a *replicationAPI) retry(w http.ResponseWriter, req *http.Request) {
 
 // startJob starts a batch replication job in the bucket's home region.
 func (a *replicationAPI) startJob(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, maxJobRequest+1))
-	switch {
-	case err != nil:
-		// The body is read through the signature check: a body that
-		// does not match its signed hash ends here.
-		writeJSONError(w, http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("read job request: %v", err))
-		return
-	case len(body) > maxJobRequest:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, "InvalidRequest", "the job request is too large")
+	body, ok := readBody(w, req, maxJobRequest, "job request")
+	if !ok {
 		return
 	}
 	var jr replication.ResyncRequest

@@ -25,25 +25,28 @@ import (
 
 const replicationRole = "arn:aws:iam::111122223333:role/s3-replication-role"
 
-// admin signs calls to the replication admin API of one endpoint.
+// admin signs calls to an admin API of one endpoint: the replication API
+// unless base says another.
 type admin struct {
 	t               *testing.T
 	endpoint        string
+	base            string // path the calls' paths are under
 	region          string // to sign for
 	ak, sk          string
+	token           string // session token, for temporary credentials
 	hc              *http.Client
 	forwardedHeader string // sent as X-Bulwark-Forwarded when set
 }
 
 func newAdmin(t *testing.T, r *servertest.Region, ak, sk string) *admin {
-	return &admin{t: t, endpoint: r.URL(), region: r.Store.Region(), ak: ak, sk: sk, hc: r.HTTPClient(t)}
+	return &admin{t: t, endpoint: r.URL(), base: "/_bulwark/v1/replication/", region: r.Store.Region(), ak: ak, sk: sk, hc: r.HTTPClient(t)}
 }
 
 // call sends a signed request (unsigned when ak is "") and returns the
 // status and the body.
 func (a *admin) call(method, path string, body []byte) (int, []byte) {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.endpoint+"/_bulwark/v1/replication/"+path, bytes.NewReader(body))
+	req, err := http.NewRequest(method, a.endpoint+a.base+path, bytes.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func (a *admin) call(method, path string, body []byte) (int, []byte) {
 		hash := hex.EncodeToString(sum[:])
 		req.Header.Set("X-Amz-Content-Sha256", hash)
 		signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
-		creds := aws.Credentials{AccessKeyID: a.ak, SecretAccessKey: a.sk}
+		creds := aws.Credentials{AccessKeyID: a.ak, SecretAccessKey: a.sk, SessionToken: a.token}
 		if err := signer.SignHTTP(context.Background(), creds, req, hash, "s3", a.region, time.Now()); err != nil {
 			a.t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -183,4 +184,19 @@ func NewClient(endpoint, region, ak, sk string, hc *http.Client, opts ...func(*s
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported
 	}
 	return s3.New(s3.Options{}, append([]func(*s3.Options){base}, opts...)...)
+}
+
+// RequireTool returns the path of an outside program a test needs. It
+// skips the test when the program is missing, except under CI=true, where
+// a missing tool means the CI set-up is broken and the test fails.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required under CI=true but not on PATH", name)
+		}
+		t.Skipf("%s not on PATH; install it to run this test", name)
+	}
+	return p
 }
