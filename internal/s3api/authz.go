@@ -1,6 +1,8 @@
 package s3api
 
 import (
+	"context"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,33 +14,55 @@ import (
 
 // authorize asks the authorizer whether the request's principal may do
 // the operation's action on its resource, with the bucket's owner and
-// policy and the condition keys S3 defines.
+// policy and the condition keys S3 defines. DeleteObjects is decided key
+// by key, as in S3.
 func (h *Handler) authorize(r *http.Request, rq *request) error {
-	areq := &iam.Request{
-		Principal: rq.principal,
-		Action:    "s3:" + actionFor(rq.op, rq.query.Get("versionId") != ""),
-		Resource:  resourceARN(rq.bucket, rq.key),
-		Context:   conditionKeys(r, rq),
+	rq.cond = conditionKeys(r, rq)
+	if rq.op == "DeleteObjects" {
+		// The keys are checked one by one. A caller from outside the
+		// bucket's account can be let in only by its policy: without one,
+		// the whole call is refused at once.
+		b, err := h.store.Bucket(r.Context(), rq.bucket)
+		if err == nil && len(b.Policy) == 0 && (rq.principal == nil || rq.principal.AccountID != b.Owner) {
+			return h.authz.Authorize(r.Context(), h.accessRequest(r.Context(), rq, "s3:DeleteObject", rq.bucket, "", ""))
+		}
+		return nil
 	}
-	if rq.bucket != "" && rq.op != "CreateBucket" {
-		// A missing bucket has no owner; the operation then answers
-		// NoSuchBucket, as S3 does.
-		if b, err := h.store.Bucket(r.Context(), rq.bucket); err == nil {
-			areq.ResourceOwner = b.Owner
-			if len(b.Policy) > 0 {
-				areq.ResourcePolicy, areq.ResourcePolicyKind = b.Policy, iam.ResourceKind
-			}
-			if rq.key != "" && h.needsObjectTags(rq, b.Policy) {
-				if v, err := h.store.HeadObject(r.Context(), rq.bucket, rq.key, rq.query.Get("versionId")); err == nil {
-					for k, val := range v.Tags {
-						areq.Context["s3:ExistingObjectTag/"+k] = []string{val}
-					}
-				}
+	action := "s3:" + actionFor(rq.op, rq.query.Get("versionId") != "")
+	areq := h.accessRequest(r.Context(), rq, action, rq.bucket, rq.key, rq.query.Get("versionId"))
+	rq.authzReq = areq
+	return h.authz.Authorize(r.Context(), areq)
+}
+
+// accessRequest is the authorization question for action on a bucket or
+// object: the principal, the bucket's owner and policy, the request's
+// condition keys, and the object's tags where a policy may test them.
+func (h *Handler) accessRequest(ctx context.Context, rq *request, action, bucket, key, versionID string) *iam.Request {
+	areq := &iam.Request{Principal: rq.principal, Action: action, Resource: resourceARN(bucket, key), Context: maps.Clone(rq.cond)}
+	if areq.Context == nil {
+		areq.Context = map[string][]string{}
+	}
+	if bucket == "" || rq.op == "CreateBucket" && bucket == rq.bucket {
+		return areq
+	}
+	// A missing bucket has no owner; the operation then answers
+	// NoSuchBucket, as S3 does.
+	b, err := h.store.Bucket(ctx, bucket)
+	if err != nil {
+		return areq
+	}
+	areq.ResourceOwner = b.Owner
+	if len(b.Policy) > 0 {
+		areq.ResourcePolicy, areq.ResourcePolicyKind = b.Policy, iam.ResourceKind
+	}
+	if key != "" && h.needsObjectTags(rq, b.Policy) {
+		if v, err := h.store.HeadObject(ctx, bucket, key, versionID); err == nil {
+			for k, val := range v.Tags {
+				areq.Context["s3:ExistingObjectTag/"+k] = []string{val}
 			}
 		}
 	}
-	rq.authzReq = areq
-	return h.authz.Authorize(r.Context(), areq)
+	return areq
 }
 
 // authorizeAlso checks one more action on the request's resource, with the

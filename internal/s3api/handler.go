@@ -90,7 +90,8 @@ type request struct {
 	bucket, key string
 	query       url.Values
 	principal   *iam.Principal
-	authzReq    *iam.Request // the authorization question the request passed
+	authzReq    *iam.Request        // the authorization question the request passed
+	cond        map[string][]string // the request's condition keys
 	auth        *sigv4.Result
 	status      int
 	errCode     string

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/bulwark/bulwark/internal/checksum"
-	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -49,16 +48,11 @@ func parseCopySource(header string) (copySource, error) {
 // s3:GetObject, or s3:GetObjectVersion when a version is named, against the
 // owner of the source bucket. ServeHTTP has already authorized the write.
 func (h *Handler) authorizeCopySource(ctx context.Context, rq *request, src copySource) error {
-	areq := &iam.Request{Principal: rq.principal, Action: "s3:GetObject", Resource: resourceARN(src.bucket, src.key)}
+	action := "s3:GetObject"
 	if src.versionID != "" {
-		areq.Action = "s3:GetObjectVersion"
+		action = "s3:GetObjectVersion"
 	}
-	// As in ServeHTTP, a missing bucket has no owner; the copy then answers
-	// NoSuchBucket.
-	if b, err := h.store.Bucket(ctx, src.bucket); err == nil {
-		areq.ResourceOwner = b.Owner
-	}
-	return h.authz.Authorize(ctx, areq)
+	return h.authz.Authorize(ctx, h.accessRequest(ctx, rq, action, src.bucket, src.key, src.versionID))
 }
 
 // copyConditions evaluates the x-amz-copy-source-if-* headers as the plain

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/bulwark/bulwark/internal/checksum"
-	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -109,8 +108,7 @@ type deleteOutcome struct {
 // deleteObjects deletes up to 1,000 keys, each as DeleteObject would. A
 // key that fails is reported in the result and never fails the call.
 func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, rq *request) error {
-	b, err := h.store.Bucket(r.Context(), rq.bucket)
-	if err != nil {
+	if _, err := h.store.Bucket(r.Context(), rq.bucket); err != nil {
 		return err
 	}
 	var req deleteRequest
@@ -131,7 +129,7 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, rq *requ
 	for range min(deleteWorkers, len(req.Objects)) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(req.Objects); i = int(next.Add(1)) - 1 {
-				outcomes[i] = h.deleteOne(r.Context(), rq, b.Owner, req.Objects[i])
+				outcomes[i] = h.deleteOne(r.Context(), rq, req.Objects[i])
 			}
 		})
 	}
@@ -152,16 +150,13 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, rq *requ
 // deleteOne deletes one key of a DeleteObjects call, checking the caller's
 // right to it as S3 does: s3:DeleteObject, or s3:DeleteObjectVersion when a
 // version is named.
-func (h *Handler) deleteOne(ctx context.Context, rq *request, owner string, o objectIdentifier) deleteOutcome {
+func (h *Handler) deleteOne(ctx context.Context, rq *request, o objectIdentifier) deleteOutcome {
 	key, vid := *o.Key, o.VersionID
 	action := "s3:DeleteObject"
 	if vid != "" {
 		action = "s3:DeleteObjectVersion"
 	}
-	err := h.authz.Authorize(ctx, &iam.Request{
-		Principal: rq.principal, Action: action,
-		Resource: resourceARN(rq.bucket, key), ResourceOwner: owner,
-	})
+	err := h.authz.Authorize(ctx, h.accessRequest(ctx, rq, action, rq.bucket, key, vid))
 	var res *objectstore.DeleteResult
 	if err == nil {
 		res, err = h.store.DeleteObject(ctx, rq.bucket, key, vid)

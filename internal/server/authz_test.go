@@ -316,3 +316,52 @@ func smithyHeader(k, v string) func(*middleware.Stack) error {
 		}), middleware.After)
 	}
 }
+
+// Operations that touch several resources are decided on each: the keys
+// of a DeleteObjects call one by one, and the source of a copy with its
+// bucket's policy.
+func TestAuthorizationPerResource(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	a := servertest.AccountID
+	root := clientFor(r, &creds{ak: servertest.AccessKey, sk: servertest.SecretKey})
+	other := clientFor(r, &creds{ak: servertest.OtherAccessKey, sk: servertest.OtherSecretKey})
+	for _, bk := range []struct {
+		c    *s3.Client
+		name string
+	}{{root, "docs"}, {other, "theirs"}} {
+		_, err := bk.c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: aws.String(bk.name),
+			CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: "us-west-2"}})
+		mustDo(t, err)
+	}
+	for _, k := range []string{"tmp/a", "tmp/b", "keep/c"} {
+		_, err := root.PutObject(bg, &s3.PutObjectInput{Bucket: aws.String("docs"), Key: aws.String(k), Body: strings.NewReader(k)})
+		mustDo(t, err)
+	}
+	// A user who may delete objects of the bucket but not under keep/.
+	cleaner := clientFor(r, userWithKey(t, r.IAM, a, "cleaner", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::docs/*"},
+		{"Effect":"Deny","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::docs/keep/*"}]}`))
+	out, err := cleaner.DeleteObjects(bg, &s3.DeleteObjectsInput{Bucket: aws.String("docs"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("tmp/a")}, {Key: aws.String("tmp/b")}, {Key: aws.String("keep/c")}}}})
+	mustDo(t, err)
+	if len(out.Deleted) != 2 || len(out.Errors) != 1 || aws.ToString(out.Errors[0].Key) != "keep/c" || aws.ToString(out.Errors[0].Code) != "AccessDenied" {
+		t.Fatalf("DeleteObjects: deleted %d, errors %+v", len(out.Deleted), out.Errors)
+	}
+	if _, err := root.HeadObject(bg, &s3.HeadObjectInput{Bucket: aws.String("docs"), Key: aws.String("keep/c")}); err != nil {
+		t.Fatalf("keep/c: %v", err)
+	}
+
+	// The other account copies keep/c into its own bucket: refused until
+	// the source bucket's policy lets it read.
+	cp := func() error {
+		_, err := other.CopyObject(bg, &s3.CopyObjectInput{Bucket: aws.String("theirs"), Key: aws.String("copy"), CopySource: aws.String("docs/keep/c")})
+		return err
+	}
+	if !denied(cp()) {
+		t.Fatal("copy from another account's bucket without its policy was allowed")
+	}
+	_, err = root.PutBucketPolicy(bg, &s3.PutBucketPolicyInput{Bucket: aws.String("docs"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		"Principal":{"AWS":"` + servertest.OtherAccountID + `"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::docs/keep/*"}]}`)})
+	mustDo(t, err)
+	mustDo(t, cp())
+}
