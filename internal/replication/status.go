@@ -2,9 +2,12 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
 // RuleStatus is the state of one rule and destination of a bucket: what
@@ -123,7 +126,7 @@ func (e *Engine) Status(ctx context.Context, bucket string) ([]RuleStatus, error
 	for i := range out {
 		if _, region, err := e.cfg.Locate(ctx, out[i].Destination); err == nil {
 			out[i].DestinationRegion = region
-		} else if !strings.Contains(err.Error(), "does not exist") {
+		} else if !errors.Is(err, objectstore.ErrNoSuchBucket) {
 			out[i].Reachable = false
 			if out[i].Unreachable == "" {
 				out[i].Unreachable = err.Error()
