@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -98,14 +99,7 @@ func (m *Main) replicationRetry(ctx context.Context, args []string) error {
 	fs := m.flags("replication retry")
 	af := m.addAdminFlags(fs)
 	bucket := fs.String("bucket", "", "the bucket whose failed operations to retry (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *bucket == "" {
-		fmt.Fprintln(m.Stderr, "-bucket is required")
-		return errUsage
-	}
-	c, err := af.client(m, replicationAPIPath)
+	c, err := m.bucketClient(fs, af, args, bucket)
 	if err != nil {
 		return err
 	}
@@ -341,14 +335,7 @@ func (m *Main) replicationDiff(ctx context.Context, args []string) error {
 	fs := m.flags("replication diff")
 	af := m.addAdminFlags(fs)
 	bucket := fs.String("bucket", "", "the source bucket (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *bucket == "" {
-		fmt.Fprintln(m.Stderr, "-bucket is required")
-		return errUsage
-	}
-	c, err := af.client(m, replicationAPIPath)
+	c, err := m.bucketClient(fs, af, args, bucket)
 	if err != nil {
 		return err
 	}
@@ -502,4 +489,17 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// bucketClient parses the flags of a subcommand about one bucket, which
+// -bucket must name, and returns the admin API client.
+func (m *Main) bucketClient(fs *flag.FlagSet, af adminFlags, args []string, bucket *string) (*adminClient, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if *bucket == "" {
+		fmt.Fprintln(m.Stderr, "-bucket is required")
+		return nil, errUsage
+	}
+	return af.client(m, replicationAPIPath)
 }
