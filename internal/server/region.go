@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backupapi"
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
@@ -94,7 +96,9 @@ type Region struct {
 	authz    iam.Authorizer
 	// IAM holds the deployment's accounts, users, roles, policies and
 	// sessions.
-	IAM       *iam.Store
+	IAM *iam.Store
+	// Backup is the region's backup catalog: vaults, plans, selections.
+	Backup    *backup.Catalog
 	iamCopy   *iamCopier // set when IAM's home is another region
 	peerOnce  sync.Once
 	peerState *peerState // lookups and calls to the other regions
@@ -200,6 +204,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		r.keys = copyingLookup{store: r.IAM, c: r.iamCopy}
 	}
 	r.authz = &iam.Evaluator{Store: r.IAM}
+	r.Backup = backup.NewCatalog(m, cfg.Region, nil)
 	if err := r.bootstrap(ctx); err != nil {
 		m.Close()
 		return nil, err
@@ -281,6 +286,10 @@ func (r *Region) Handler() http.Handler {
 		Store: r.IAM, Keys: r.keys, Authorizer: r.authz, Logger: r.log,
 		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
 	})
+	backupAPI := backupapi.New(backupapi.Config{
+		Catalog: r.Backup, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
+		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
+	})
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		svc := scopeService(req)
@@ -289,6 +298,10 @@ func (r *Region) Handler() http.Handler {
 			// An unsigned Query API call: IAM or STS answers it (S3 has no
 			// such request), refusing it for want of a signature.
 			svc = "sts"
+		}
+		if svc == "backup" {
+			backupAPI.ServeHTTP(w, req)
+			return
 		}
 		if svc == "iam" || svc == "sts" {
 			if svc == "iam" && r.iamCopy != nil && req.Header.Get(forwardedHeader) == "" {

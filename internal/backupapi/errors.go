@@ -1,0 +1,113 @@
+package backupapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/sigv4"
+)
+
+// apiError is an AWS Backup error as the client sees it. Codes never
+// change once shipped: clients and scripts branch on them.
+type apiError struct {
+	Code    string
+	Status  int
+	Message string
+	// ARN and CreatorRequestID fill AlreadyExistsException's members.
+	ARN string
+	err error // the cause, for logs only
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+func (e *apiError) Unwrap() error { return e.err }
+
+func errf(code string, status int, format string, args ...any) *apiError {
+	return &apiError{Code: code, Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Errors of the protocol and of authentication, as AWS's REST-JSON
+// services word them.
+var (
+	errMissingAuth   = errf("MissingAuthenticationTokenException", 403, "Missing Authentication Token")
+	errInvalidKey    = errf("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
+	errExpiredToken  = errf("ExpiredTokenException", 403, "The security token included in the request is expired")
+	errSignature     = errf("InvalidSignatureException", 403, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+	errBodyTooLarge  = errf("SerializationException", 400, "The request body exceeds %d bytes.", maxBody)
+	errUnknownOp     = errf("UnknownOperationException", 404, "The requested operation is not recognized by AWS Backup.")
+	errInvalidToken  = errf("InvalidParameterValueException", 400, "Invalid NextToken.")
+	errInvalidResult = errf("InvalidParameterValueException", 400, "MaxResults must be between 1 and 1000.")
+)
+
+// domainErrors maps the backup package's error kinds to AWS Backup's
+// exceptions. The model gives these no status, and AWS answers all of
+// them with 400.
+var domainErrors = []struct {
+	kind error
+	code string
+}{
+	{backup.ErrNotFound, "ResourceNotFoundException"},
+	{backup.ErrAlreadyExists, "AlreadyExistsException"},
+	{backup.ErrInvalidParameter, "InvalidParameterValueException"},
+	{backup.ErrMissingParameter, "MissingParameterValueException"},
+	{backup.ErrInvalidRequest, "InvalidRequestException"},
+	{backup.ErrLimitExceeded, "LimitExceededException"},
+}
+
+// signatureErrors maps what the signature verifier reports.
+var signatureErrors = []struct {
+	err  error
+	code string
+}{
+	{sigv4.ErrInvalidAccessKeyID, "UnrecognizedClientException"},
+	{sigv4.ErrSignatureDoesNotMatch, "InvalidSignatureException"},
+	{sigv4.ErrContentSHA256Mismatch, "InvalidSignatureException"},
+	{sigv4.ErrRequestTimeTooSkewed, "InvalidSignatureException"},
+	{sigv4.ErrRequestExpired, "InvalidSignatureException"},
+	{sigv4.ErrAuthorizationHeaderMalformed, "IncompleteSignatureException"},
+	{sigv4.ErrAuthorizationQueryParametersError, "IncompleteSignatureException"},
+	{sigv4.ErrAccessDenied, "IncompleteSignatureException"},
+	{sigv4.ErrNotImplemented, "IncompleteSignatureException"},
+	{sigv4.ErrInvalidContentSHA256, "IncompleteSignatureException"},
+	{sigv4.ErrInvalidRequest, "IncompleteSignatureException"},
+	{sigv4.ErrInvalidArgument, "IncompleteSignatureException"},
+	{sigv4.ErrIncompleteBody, "IncompleteSignatureException"},
+	{sigv4.ErrMalformedChunk, "IncompleteSignatureException"},
+	{sigv4.ErrMalformedTrailer, "IncompleteSignatureException"},
+}
+
+// toAPIError finds the exception for err; anything not in the tables is
+// a server fault.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var de *backup.Error
+	if errors.As(err, &de) {
+		for _, d := range domainErrors {
+			if errors.Is(err, d.kind) {
+				return &apiError{Code: d.code, Status: http.StatusBadRequest, Message: de.Message, ARN: de.ARN, err: err}
+			}
+		}
+	}
+	for _, s := range signatureErrors {
+		if errors.Is(err, s.err) {
+			if s.code == "InvalidSignatureException" && !errors.Is(err, sigv4.ErrSignatureDoesNotMatch) {
+				return &apiError{Code: s.code, Status: 403, Message: err.Error(), err: err}
+			}
+			if s.code == "InvalidSignatureException" {
+				e := *errSignature
+				e.err = err
+				return &e
+			}
+			status := 403
+			if s.code == "IncompleteSignatureException" {
+				status = 400
+			}
+			return &apiError{Code: s.code, Status: status, Message: err.Error(), err: err}
+		}
+	}
+	return &apiError{Code: "ServiceUnavailableException", Status: 500, Message: "An internal error occurred.", err: err}
+}

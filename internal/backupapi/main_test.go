@@ -1,0 +1,106 @@
+package backupapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsbackup "github.com/aws/aws-sdk-go-v2/service/backup"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.uber.org/goleak"
+
+	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backupapi"
+	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/meta/bolt"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var ctx = context.Background()
+
+// The account and root key the test deployment is configured with.
+const (
+	account    = "111122223333"
+	rootAccess = "AKIAROOTTESTKEY00001"
+	rootSecret = "rootsecretrootsecretrootsecretrootsecret"
+	region     = "us-east-1"
+)
+
+// env is one AWS Backup endpoint over a real store, served on 127.0.0.1.
+type env struct {
+	t     *testing.T
+	url   string
+	store *iam.Store
+	cat   *backup.Catalog
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	m, err := bolt.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	store, err := iam.NewStore(m, make([]byte, iam.DeploymentKeySize), iam.NewKeyring(iam.RootKey(account, rootAccess, rootSecret)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.CreateAccount(ctx, account, "test"); err != nil { // account, root key
+		t.Fatal(err)
+	}
+	cat := backup.NewCatalog(m, region, time.Now)
+	h := backupapi.New(backupapi.Config{
+		Catalog:    cat,
+		Keys:       store,
+		Authorizer: &iam.Evaluator{Store: store},
+		Region:     region,
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, url: srv.URL, store: store, cat: cat}
+}
+
+// sdkOptions makes the SDK send x-amz-content-sha256, which Bulwark's
+// signature verifier requires for now.
+var sdkOptions = []func(*middleware.Stack) error{v4.AddContentSHA256HeaderMiddleware}
+
+func (e *env) sdk(access, secret string) *awsbackup.Client {
+	return awsbackup.NewFromConfig(aws.Config{
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider(access, secret, ""),
+		BaseEndpoint: aws.String(e.url),
+		APIOptions:   sdkOptions,
+	})
+}
+
+// apiCode returns the error code of err and its HTTP status.
+func apiCode(err error) (string, int) {
+	var ae smithy.APIError
+	code := ""
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var re *smithyhttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	return code, status
+}
+
+func wantCode(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	c, s := apiCode(err)
+	if c != code || s != status {
+		t.Fatalf("got error %q/%d (%v), want %s/%d", c, s, err, code, status)
+	}
+}
