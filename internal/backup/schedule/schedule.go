@@ -39,7 +39,8 @@ import (
 // ErrInvalid is the kind of every error Parse returns.
 var ErrInvalid = errors.New("invalid schedule expression")
 
-// Schedule is a parsed cron(...) or rate(...) expression. It is immutable; Anchor returns a copy.
+// Schedule is a parsed cron(...) or rate(...) expression. It is immutable (Anchor returns a
+// copy) and safe for concurrent use.
 type Schedule struct {
 	expr string
 	cron *cron // nil for rate()
@@ -182,6 +183,9 @@ func (s *Schedule) nextRate(t time.Time) time.Time {
 	// Runs fall at a + k·p seconds (keeping a's nanoseconds). The first one after t has the
 	// smallest k with k·p > ts-as: fractions of a second cannot change that, since p is whole.
 	p := int64(s.every / time.Second)
+	if p <= 0 {
+		return time.Time{} // a zero Schedule, not one from Parse
+	}
 	k := int64(1)
 	if d := ts - as; d >= 0 {
 		k = d/p + 1

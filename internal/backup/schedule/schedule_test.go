@@ -306,6 +306,8 @@ func TestNextDaylightSaving(t *testing.T) {
 			[]string{"2024-03-11T02:30:00-04:00", "2024-03-12T02:30:00-04:00"}},
 		{"hourly across spring forward", "cron(0 * * * ? *)", ny, "2024-03-10T00:30:00-05:00",
 			[]string{"2024-03-10T01:00:00-05:00", "2024-03-10T03:00:00-04:00", "2024-03-10T04:00:00-04:00"}},
+		{"an hour apart on the wall clock and in fact", "cron(0 1,3 * * ? *)", ny, "2024-03-10T00:00:00-05:00",
+			[]string{"2024-03-10T01:00:00-05:00", "2024-03-10T03:00:00-04:00"}}, // as MinInterval's doc says
 		{"local time kept after spring forward", "cron(0 5 ? * * *)", ny, "2024-03-09T06:00:00-05:00",
 			[]string{"2024-03-10T05:00:00-04:00", "2024-03-11T05:00:00-04:00"}},
 		{"repeated time runs once", "cron(30 1 * * ? *)", ny, "2024-11-02T12:00:00-04:00",
