@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -44,6 +45,7 @@ const (
 // Config configures a Handler.
 type Config struct {
 	Catalog *backup.Catalog
+	Jobs    *backup.Service // nil serves no job or recovery point operation
 	// Verifier checks signatures; nil means one over Keys for the
 	// "backup" scope.
 	Verifier   *sigv4.Verifier
@@ -58,6 +60,7 @@ type Config struct {
 // Handler serves the AWS Backup API.
 type Handler struct {
 	cat    *backup.Catalog
+	jobs   *backup.Service
 	verify *sigv4.Verifier
 	keys   iam.KeyLookup
 	authz  iam.Authorizer
@@ -69,9 +72,9 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	h := &Handler{cat: cfg.Catalog, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer, region: cfg.Region, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{cat: cfg.Catalog, jobs: cfg.Jobs, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer, region: cfg.Region, log: cfg.Logger, now: cfg.Now}
 	if h.verify == nil {
-		h.verify = &sigv4.Verifier{Lookup: credentialLookup(h.keys), Services: []string{service}}
+		h.verify = &sigv4.Verifier{Lookup: auth.Lookup(h.keys), Services: []string{service}}
 	}
 	if h.authz == nil {
 		h.authz = iam.OwnerOnly{}
@@ -87,6 +90,7 @@ func New(cfg Config) *Handler {
 	}
 	h.mux = http.NewServeMux()
 	h.routes()
+	h.jobRoutes()
 	return h
 }
 
@@ -132,21 +136,6 @@ func (h *Handler) routes() {
 		{"GET /supported-resource-types", "GetSupportedResourceTypes", supportedResourceTypes},
 	} {
 		h.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { h.serve(w, req, r.op, r.fn) })
-	}
-}
-
-// credentialLookup adapts a key lookup to the signature verifier.
-// Inactive keys still verify: the handler refuses them after.
-func credentialLookup(keys iam.KeyLookup) sigv4.Lookup {
-	return func(ctx context.Context, accessKey string) (sigv4.Credential, error) {
-		k, err := keys.Lookup(ctx, accessKey)
-		if errors.Is(err, iam.ErrUnknownKey) {
-			return sigv4.Credential{}, sigv4.ErrInvalidAccessKeyID
-		}
-		if err != nil {
-			return sigv4.Credential{}, err
-		}
-		return sigv4.Credential{AccessKey: k.AccessKey, Secret: k.Secret, Principal: k.Principal.ARN}, nil
 	}
 }
 
@@ -247,29 +236,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, fn op
 // expired credentials, and reads the body the signature covers.
 func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	ctx := r.Context()
-	res, err := h.verify.Verify(ctx, signedForm(r))
-	if err != nil {
-		return nil, err
-	}
-	if res.Anonymous {
-		return nil, errMissingAuth
-	}
-	key, err := h.keys.Lookup(ctx, res.Credential.AccessKey)
-	if errors.Is(err, iam.ErrUnknownKey) {
-		return nil, errInvalidKey
-	}
-	if err != nil {
-		return nil, err
-	}
-	if key.Inactive {
-		return nil, errInvalidKey
-	}
-	p, err := key.Authenticate(res.SessionToken, h.now())
+	p, res, err := auth.Caller(ctx, h.verify, h.keys, signedForm(r), h.now())
 	switch {
+	case errors.Is(err, auth.ErrAnonymous):
+		return nil, errMissingAuth
 	case errors.Is(err, iam.ErrExpiredToken):
 		return nil, errExpiredToken
-	case err != nil:
+	case errors.Is(err, iam.ErrUnknownKey), errors.Is(err, iam.ErrInvalidClientToken):
 		return nil, errInvalidKey
+	case err != nil:
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
 	if err != nil {
@@ -278,7 +254,7 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	if len(body) > maxBody {
 		return nil, errBodyTooLarge
 	}
-	return &call{h: h, r: r, body: body, caller: &p, account: p.AccountID}, nil
+	return &call{h: h, r: r, body: body, caller: p, account: p.AccountID}, nil
 }
 
 // signedForm returns r as the verifier must see it. Signers of every

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
@@ -75,7 +76,7 @@ func New(cfg Config) *Handler {
 		h.keys = cfg.Store
 	}
 	if h.verify == nil {
-		h.verify = &sigv4.Verifier{Lookup: credentialLookup(h.keys), Services: []string{serviceIAM, serviceSTS}}
+		h.verify = &sigv4.Verifier{Lookup: auth.Lookup(h.keys), Services: []string{serviceIAM, serviceSTS}}
 	}
 	if h.authz == nil {
 		h.authz = &iam.Evaluator{Store: cfg.Store}
@@ -89,20 +90,6 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// credentialLookup adapts a key lookup to the signature verifier. Inactive
-// keys still verify: the handler refuses them after, with IAM's code.
-func credentialLookup(keys iam.KeyLookup) sigv4.Lookup {
-	return func(ctx context.Context, accessKey string) (sigv4.Credential, error) {
-		k, err := keys.Lookup(ctx, accessKey)
-		if errors.Is(err, iam.ErrUnknownKey) {
-			return sigv4.Credential{}, sigv4.ErrInvalidAccessKeyID
-		}
-		if err != nil {
-			return sigv4.Credential{}, err
-		}
-		return sigv4.Credential{AccessKey: k.AccessKey, Secret: k.Secret, Principal: k.Principal.ARN}, nil
-	}
-}
 
 // call is one authenticated request on its way to an operation.
 type call struct {
@@ -192,29 +179,16 @@ func (h *Handler) serve(r *http.Request) (service, op string, result any, err er
 // the signature covers.
 func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	ctx := r.Context()
-	res, err := h.verify.Verify(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if res.Anonymous {
-		return nil, errMissingAuth
-	}
-	key, err := h.keys.Lookup(ctx, res.Credential.AccessKey)
-	if errors.Is(err, iam.ErrUnknownKey) {
-		return nil, errInvalidToken
-	}
-	if err != nil {
-		return nil, err
-	}
-	if key.Inactive {
-		return nil, errInvalidToken
-	}
-	p, err := key.Authenticate(res.SessionToken, h.now())
+	p, res, err := auth.Caller(ctx, h.verify, h.keys, r, h.now())
 	switch {
+	case errors.Is(err, auth.ErrAnonymous):
+		return nil, errMissingAuth
 	case errors.Is(err, iam.ErrExpiredToken):
 		return nil, errExpiredToken
-	case err != nil:
+	case errors.Is(err, iam.ErrUnknownKey), errors.Is(err, iam.ErrInvalidClientToken):
 		return nil, errInvalidToken
+	case err != nil:
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
 	if err != nil {
@@ -227,7 +201,7 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &call{h: h, service: res.Service, form: f, caller: &p, account: p.AccountID}, nil
+	return &call{h: h, service: res.Service, form: f, caller: p, account: p.AccountID}, nil
 }
 
 // lookup finds an operation of a service at an API version; a request

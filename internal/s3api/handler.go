@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -208,36 +210,18 @@ func (h *Handler) splitTarget(r *http.Request) (bucket, key string, err error) {
 }
 
 func (h *Handler) authenticate(r *http.Request, rq *request) error {
-	res, err := h.verify.Verify(r.Context(), r)
-	if err != nil {
-		return err
-	}
-	if res.Anonymous {
-		return nil
-	}
-	k, err := h.keys.Lookup(r.Context(), res.Credential.AccessKey)
-	if err != nil || k.Inactive {
+	p, res, err := auth.Caller(r.Context(), h.verify, h.keys, r, time.Now())
+	switch {
+	case errors.Is(err, auth.ErrAnonymous):
+		return nil // the bucket's policy decides
+	case errors.Is(err, iam.ErrUnknownKey):
 		return errInvalidAccessKey
-	}
-	p, err := k.Authenticate(res.SessionToken, time.Now())
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	rq.principal, rq.auth = &p, res
+	rq.principal, rq.auth = p, res
 	r.Body = res.Body
 	return nil
-}
-
-// CredentialLookup adapts a key lookup to the signature verifier. An
-// inactive key is as good as unknown.
-func CredentialLookup(keys iam.KeyLookup) sigv4.Lookup {
-	return func(ctx context.Context, accessKey string) (sigv4.Credential, error) {
-		k, err := keys.Lookup(ctx, accessKey)
-		if err != nil || k.Inactive {
-			return sigv4.Credential{}, sigv4.ErrInvalidAccessKeyID
-		}
-		return sigv4.Credential{AccessKey: k.AccessKey, Secret: k.Secret, Principal: k.Principal.ARN}, nil
-	}
 }
 
 func resourceARN(bucket, key string) string {

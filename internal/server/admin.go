@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/iam"
 )
 
@@ -34,26 +35,17 @@ func (r *Region) adminHandler() http.Handler {
 	r.registerAccountsAPI(mux)
 	v := r.verifier()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		res, err := v.Verify(req.Context(), req)
-		if err == nil && res.Anonymous {
-			err = errors.New("request is not signed")
-		}
-		if err != nil {
+		p, res, err := auth.Caller(req.Context(), v, r.keys, req, time.Now())
+		switch {
+		case errors.Is(err, iam.ErrUnknownKey):
+			writeJSONError(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+			return
+		case err != nil:
 			writeJSONError(w, http.StatusForbidden, "AccessDenied", err.Error())
 			return
 		}
-		k, err := r.keys.Lookup(req.Context(), res.Credential.AccessKey)
-		if err != nil || k.Inactive {
-			writeJSONError(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
-			return
-		}
-		p, err := k.Authenticate(res.SessionToken, time.Now())
-		if err != nil {
-			writeJSONError(w, http.StatusForbidden, "InvalidToken", err.Error())
-			return
-		}
 		req.Body = res.Body
-		mux.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), principalKey{}, &p)))
+		mux.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), principalKey{}, p)))
 	})
 }
 

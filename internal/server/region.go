@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
@@ -99,7 +100,9 @@ type Region struct {
 	IAM *iam.Store
 	// Backup is the region's backup catalog: vaults, plans, selections.
 	Backup    *backup.Catalog
-	iamCopy   *iamCopier // set when IAM's home is another region
+	Jobs      *backup.Service // backup and restore jobs, vault repositories
+	vaultKey  []byte          // the deployment key, which encrypts the vaults
+	iamCopy   *iamCopier      // set when IAM's home is another region
 	peerOnce  sync.Once
 	peerState *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
@@ -193,6 +196,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 				return nil, err
 			}
 		}
+		r.vaultKey = key
 		if r.IAM, err = iam.NewStore(m, key, r.roots, nil); err != nil {
 			m.Close()
 			return nil, err
@@ -205,6 +209,10 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	}
 	r.authz = &iam.Evaluator{Store: r.IAM}
 	r.Backup = backup.NewCatalog(m, cfg.Region, nil)
+	if err := r.openBackupJobs(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := r.bootstrap(ctx); err != nil {
 		m.Close()
 		return nil, err
@@ -257,7 +265,7 @@ func (r *Region) verifier() *sigv4.Verifier {
 			regions = append(regions, n)
 		}
 	}
-	return &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Regions: regions}
+	return &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Regions: regions}
 }
 
 // Handler returns the region's HTTP handler: the S3 API; Bulwark's own API
@@ -284,11 +292,11 @@ func (r *Region) Handler() http.Handler {
 	iamRegions := append(r.verifier().Regions, "us-east-1")
 	iamAPI := iamapi.New(iamapi.Config{
 		Store: r.IAM, Keys: r.keys, Authorizer: r.authz, Logger: r.log,
-		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
+		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
 	})
 	backupAPI := backupapi.New(backupapi.Config{
-		Catalog: r.Backup, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
-		Verifier: &sigv4.Verifier{Lookup: s3api.CredentialLookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
+		Catalog: r.Backup, Jobs: r.Jobs, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
+		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
 	})
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -436,6 +444,9 @@ func (r *Region) Close(ctx context.Context) error {
 	}
 	r.wg.Wait()
 	r.Replication.Close()
+	if err := r.Jobs.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.meta.Close(); err != nil {
 		errs = append(errs, err)
 	}
