@@ -1,0 +1,689 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulwark/bulwark/internal/backup/vault"
+	"github.com/bulwark/bulwark/internal/meta"
+	"github.com/bulwark/bulwark/internal/objectstore"
+)
+
+// Keyspaces of the jobs and recovery points.
+const (
+	spaceJobs         = "backup-jobs"         // account/jobID → BackupJob
+	spacePoints       = "backup-points"       // account/vault/pointID → RecoveryPoint
+	spaceRestoreJobs  = "backup-restore-jobs" // account/jobID → RestoreJob
+	idempotencyWindow = time.Hour
+	// progressEvery bounds how often a running job's progress is written.
+	progressEvery = time.Second
+)
+
+// Backup job states, as AWS Backup names them.
+const (
+	JobCreated   = "CREATED"
+	JobRunning   = "RUNNING"
+	JobCompleted = "COMPLETED"
+	JobFailed    = "FAILED"
+	JobAborted   = "ABORTED"
+)
+
+// Restore job states.
+const (
+	RestorePending   = "PENDING"
+	RestoreRunning   = "RUNNING"
+	RestoreCompleted = "COMPLETED"
+	RestoreFailed    = "FAILED"
+)
+
+// Recovery point states.
+const (
+	PointCompleted = "COMPLETED"
+	PointPartial   = "PARTIAL"
+	PointFailed    = "FAILED"
+)
+
+// BackupJob is an on-demand backup job and its progress.
+type BackupJob struct {
+	AccountID         string
+	JobID             string
+	VaultName         string
+	VaultARN          string
+	ResourceARN       string
+	ResourceType      string
+	IAMRoleARN        string
+	IdempotencyToken  string `json:",omitempty"`
+	RecoveryPointARN  string
+	State             string
+	StatusMessage     string `json:",omitempty"`
+	CreationDate      time.Time
+	StartedAt         *time.Time `json:",omitempty"`
+	CompletionDate    *time.Time `json:",omitempty"`
+	BytesTransferred  int64
+	BackupSizeInBytes int64
+	Objects           int64
+	Lifecycle         *Lifecycle `json:",omitempty"`
+}
+
+// CalculatedLifecycle is when a recovery point moves to cold storage and
+// when it expires.
+type CalculatedLifecycle struct {
+	MoveToColdStorageAt *time.Time `json:",omitempty"`
+	DeleteAt            *time.Time `json:",omitempty"`
+}
+
+// RecoveryPoint is the catalog's record of a recovery point in a vault.
+type RecoveryPoint struct {
+	AccountID           string
+	ARN                 string
+	VaultName           string
+	VaultARN            string
+	ResourceARN         string
+	ResourceType        string
+	IAMRoleARN          string
+	BackupJobID         string
+	EncryptionKeyARN    string
+	CreationDate        time.Time
+	CompletionDate      *time.Time `json:",omitempty"`
+	Status              string
+	StatusMessage       string `json:",omitempty"`
+	BackupSizeInBytes   int64
+	BytesNew            int64
+	Objects             int64
+	Lifecycle           *Lifecycle           `json:",omitempty"`
+	CalculatedLifecycle *CalculatedLifecycle `json:",omitempty"`
+	// Origin is "on-demand" for a point of StartBackupJob.
+	Origin string
+	// PointID names the point in the vault's repository.
+	PointID string
+}
+
+// ID is the last part of the point's ARN.
+func (p *RecoveryPoint) ID() string { return p.PointID }
+
+// RestoreJob is a restore of a recovery point and its progress.
+type RestoreJob struct {
+	AccountID          string
+	JobID              string
+	RecoveryPointARN   string
+	VaultName          string
+	ResourceType       string
+	IAMRoleARN         string
+	IdempotencyToken   string `json:",omitempty"`
+	Metadata           map[string]string
+	Status             string
+	StatusMessage      string `json:",omitempty"`
+	CreationDate       time.Time
+	CompletionDate     *time.Time `json:",omitempty"`
+	BackupSizeInBytes  int64
+	BytesRestored      int64
+	ObjectsRestored    int64
+	ObjectsSkipped     int64
+	CreatedResourceARN string `json:",omitempty"`
+}
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	Catalog *Catalog
+	Store   *objectstore.Store
+	// Dir holds the vault repositories, one per account and vault:
+	// Dir/<account>/<vault>.
+	Dir string
+	// Secret is the deployment key the repositories are encrypted with.
+	Secret []byte
+	Logger *slog.Logger
+}
+
+// Service runs backup and restore jobs and owns the vault repositories.
+// Jobs run in goroutines of the service; Close stops them and closes the
+// repositories.
+type Service struct {
+	cat    *Catalog
+	store  *objectstore.Store
+	dir    string
+	secret []byte
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards vaults, closed; held while opening a vault
+	vaults map[string]*vault.Vault
+	closed bool
+	// startMu makes the idempotency check and the job's creation atomic.
+	startMu sync.Mutex
+}
+
+// NewService returns a service. Jobs an earlier run left unfinished are
+// marked failed: their goroutines died with that run.
+func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cat: cfg.Catalog, store: cfg.Store, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.failInterrupted(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) failInterrupted(ctx context.Context) error {
+	now := s.cat.clock()
+	return s.cat.update(ctx, func(tx meta.Tx) error {
+		var jobs []*BackupJob
+		var restores []*RestoreJob
+		it := tx.Iter(spaceJobs)
+		for k, v := it.Seek(nil); k != nil; k, v = it.Next() {
+			j := &BackupJob{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return err
+			}
+			if j.State == JobCreated || j.State == JobRunning {
+				jobs = append(jobs, j)
+			}
+		}
+		it = tx.Iter(spaceRestoreJobs)
+		for k, v := it.Seek(nil); k != nil; k, v = it.Next() {
+			j := &RestoreJob{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return err
+			}
+			if j.Status == RestorePending || j.Status == RestoreRunning {
+				restores = append(restores, j)
+			}
+		}
+		for _, j := range jobs {
+			j.State, j.StatusMessage, j.CompletionDate = JobFailed, "The job was interrupted by a restart of the server.", &now
+			if err := putJSON(tx, spaceJobs, key(j.AccountID, j.JobID), j); err != nil {
+				return err
+			}
+		}
+		for _, j := range restores {
+			j.Status, j.StatusMessage, j.CompletionDate = RestoreFailed, "The job was interrupted by a restart of the server.", &now
+			if err := putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close stops running jobs (they end FAILED), waits for them and closes
+// the vault repositories.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for name, v := range s.vaults {
+		if err := v.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		delete(s.vaults, name)
+	}
+	return errors.Join(errs...)
+}
+
+// vault opens (once) the repository of an account's vault.
+func (s *Service) vault(ctx context.Context, account, name string) (*vault.Vault, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, vault.ErrClosed
+	}
+	k := account + "/" + name
+	if v, ok := s.vaults[k]; ok {
+		return v, nil
+	}
+	dir := filepath.Join(s.dir, account, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	v, err := vault.Open(ctx, dir, s.secret)
+	if err != nil {
+		return nil, err
+	}
+	s.vaults[k] = v
+	return v, nil
+}
+
+// go runs fn in a goroutine of the service.
+func (s *Service) start(fn func(ctx context.Context)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+	return true
+}
+
+// RecoveryPointARN returns the ARN of a recovery point of the region.
+func (c *Catalog) RecoveryPointARN(account, id string) string {
+	return "arn:aws:backup:" + c.region + ":" + account + ":recovery-point:" + id
+}
+
+// StartBackupJobInput describes an on-demand backup.
+type StartBackupJobInput struct {
+	VaultName        string
+	ResourceARN      string
+	IAMRoleARN       string
+	IdempotencyToken string
+	Lifecycle        *Lifecycle
+}
+
+// StartBackupJob records a backup job and starts it. A call with the
+// token and input of a job created within the idempotency window returns
+// that job.
+func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBackupJobInput) (*BackupJob, error) {
+	if in.VaultName == "" {
+		return nil, errorf(ErrMissingParameter, "Missing required parameter BackupVaultName.")
+	}
+	if in.ResourceARN == "" {
+		return nil, errorf(ErrMissingParameter, "Missing required parameter ResourceArn.")
+	}
+	if in.IAMRoleARN == "" {
+		return nil, errorf(ErrMissingParameter, "Missing required parameter IamRoleArn.")
+	}
+	if _, err := bucketOfARN(in.ResourceARN); err != nil {
+		return nil, err
+	}
+	if err := validateLifecycle(in.Lifecycle, "the backup job"); err != nil {
+		return nil, err
+	}
+	v, err := s.cat.DescribeVault(ctx, account, in.VaultName)
+	if err != nil {
+		return nil, err
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	now := s.cat.clock()
+	if in.IdempotencyToken != "" {
+		jobs, err := s.ListBackupJobs(ctx, account, JobFilter{})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			if j.IdempotencyToken != in.IdempotencyToken || now.Sub(j.CreationDate) > idempotencyWindow {
+				continue
+			}
+			if j.VaultName != in.VaultName || j.ResourceARN != in.ResourceARN || j.IAMRoleARN != in.IAMRoleARN || !sameLifecycle(j.Lifecycle, in.Lifecycle) {
+				return nil, errorf(ErrInvalidRequest, "The idempotency token %s was used with a different request.", in.IdempotencyToken)
+			}
+			return j, nil
+		}
+	}
+	id := newUUID()
+	j := &BackupJob{
+		AccountID: account, JobID: strings.ToUpper(newUUID()), VaultName: v.Name, VaultARN: v.ARN,
+		ResourceARN: in.ResourceARN, ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
+		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
+	}
+	if err := s.saveJob(ctx, j); err != nil {
+		return nil, err
+	}
+	snapshot := *j
+	if !s.start(func(ctx context.Context) { s.runBackup(ctx, j, id) }) {
+		return nil, vault.ErrClosed
+	}
+	return &snapshot, nil
+}
+
+func sameLifecycle(a, b *Lifecycle) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func (s *Service) saveJob(ctx context.Context, j *BackupJob) error {
+	return s.cat.update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
+		return putJSON(tx, spaceJobs, key(j.AccountID, j.JobID), j)
+	})
+}
+
+func (s *Service) saveRestore(ctx context.Context, j *RestoreJob) error {
+	return s.cat.update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
+		return putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), j)
+	})
+}
+
+// runBackup runs a job to its end, recording each step.
+func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
+	started := s.cat.clock()
+	j.State, j.StartedAt = JobRunning, &started
+	if err := s.saveJob(ctx, j); err != nil {
+		s.log.Error("record backup job", "job", j.JobID, "err", err)
+		return
+	}
+	rp, err := s.backupBucket(ctx, j, pointID, started)
+	done := s.cat.clock()
+	j.CompletionDate = &done
+	if err != nil {
+		j.State, j.StatusMessage = JobFailed, jobMessage(ctx, err)
+		if rp == nil {
+			j.RecoveryPointARN = ""
+		}
+	} else {
+		j.State = JobCompleted
+		j.BackupSizeInBytes = rp.BackupSizeInBytes
+		if rp.Status == PointPartial {
+			j.StatusMessage = rp.StatusMessage
+		}
+	}
+	if err := s.saveJob(ctx, j); err != nil {
+		s.log.Error("record backup job", "job", j.JobID, "err", err)
+	}
+}
+
+// jobMessage is what a failed job tells its caller.
+func jobMessage(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "The job was stopped by a shutdown of the server."
+	}
+	var be *Error
+	if errors.As(err, &be) {
+		return be.Message
+	}
+	return err.Error()
+}
+
+// recordPoint stores a recovery point and counts it in its vault.
+func (s *Service) recordPoint(ctx context.Context, rp *RecoveryPoint) error {
+	return s.cat.update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
+		v, err := getVault(tx, rp.AccountID, rp.VaultName)
+		if err != nil {
+			return err
+		}
+		v.NumberOfRecoveryPoints++
+		if err := putJSON(tx, spaceVaults, key(rp.AccountID, rp.VaultName), v); err != nil {
+			return err
+		}
+		return putJSON(tx, spacePoints, key(rp.AccountID, rp.VaultName, rp.PointID), rp)
+	})
+}
+
+// calculate works out a lifecycle's dates from a creation date.
+func calculate(l *Lifecycle, created time.Time) *CalculatedLifecycle {
+	if l == nil {
+		return nil
+	}
+	c := &CalculatedLifecycle{}
+	if l.MoveToColdStorageAfterDays != nil {
+		t := created.AddDate(0, 0, int(*l.MoveToColdStorageAfterDays))
+		c.MoveToColdStorageAt = &t
+	}
+	if l.DeleteAfterDays != nil {
+		t := created.AddDate(0, 0, int(*l.DeleteAfterDays))
+		c.DeleteAt = &t
+	}
+	return c
+}
+
+// DescribeBackupJob returns a job of the account.
+func (s *Service) DescribeBackupJob(ctx context.Context, account, id string) (*BackupJob, error) {
+	j := &BackupJob{}
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		ok, err := getJSON(tx, spaceJobs, key(account, id), j)
+		if err == nil && !ok {
+			err = errorf(ErrNotFound, "Backup job %s does not exist.", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// JobFilter selects jobs; empty fields select all.
+type JobFilter struct {
+	ResourceARN, State, VaultName string
+	CreatedAfter, CreatedBefore   time.Time
+}
+
+// ListBackupJobs returns the account's jobs that pass f, newest first.
+func (s *Service) ListBackupJobs(ctx context.Context, account string, f JobFilter) ([]*BackupJob, error) {
+	var out []*BackupJob
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		return scan(tx, spaceJobs, key(account), func(_, v []byte) error {
+			j := &BackupJob{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return err
+			}
+			if (f.ResourceARN == "" || f.ResourceARN == j.ResourceARN) && (f.State == "" || f.State == j.State) &&
+				(f.VaultName == "" || f.VaultName == j.VaultName) && inRange(j.CreationDate, f.CreatedAfter, f.CreatedBefore) {
+				out = append(out, j)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, k int) bool { return out[i].CreationDate.After(out[k].CreationDate) })
+	return out, err
+}
+
+func inRange(t, after, before time.Time) bool {
+	return (after.IsZero() || t.After(after)) && (before.IsZero() || t.Before(before))
+}
+
+// ListRecoveryPoints returns the account's recovery points of a vault ("" for
+// every vault) and of a resource ("" for every resource), newest first.
+func (s *Service) ListRecoveryPoints(ctx context.Context, account, vaultName, resourceARN string) ([]*RecoveryPoint, error) {
+	if vaultName != "" {
+		if _, err := s.cat.DescribeVault(ctx, account, vaultName); err != nil {
+			return nil, err
+		}
+	}
+	prefix := key(account)
+	if vaultName != "" {
+		prefix = key(account, vaultName)
+	}
+	var out []*RecoveryPoint
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		return scan(tx, spacePoints, prefix, func(_, v []byte) error {
+			p := &RecoveryPoint{}
+			if err := json.Unmarshal(v, p); err != nil {
+				return err
+			}
+			if resourceARN == "" || p.ResourceARN == resourceARN {
+				out = append(out, p)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, k int) bool { return out[i].CreationDate.After(out[k].CreationDate) })
+	return out, err
+}
+
+// DescribeRecoveryPoint returns a recovery point of a vault by its ARN.
+func (s *Service) DescribeRecoveryPoint(ctx context.Context, account, vaultName, arn string) (*RecoveryPoint, error) {
+	id, ok := pointIDOf(arn, s.cat.RecoveryPointARN(account, ""))
+	p := &RecoveryPoint{}
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		if _, err := getVault(tx, account, vaultName); err != nil {
+			return err
+		}
+		found := false
+		if ok {
+			var err error
+			if found, err = getJSON(tx, spacePoints, key(account, vaultName, id), p); err != nil {
+				return err
+			}
+		}
+		if !found {
+			return errorf(ErrNotFound, "Recovery point %s does not exist in backup vault %s.", arn, vaultName)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func pointIDOf(arn, prefix string) (string, bool) {
+	id, ok := strings.CutPrefix(arn, prefix)
+	return id, ok && id != "" && !strings.Contains(id, "/")
+}
+
+// findPoint looks a recovery point up by ARN in every vault of the account.
+func (s *Service) findPoint(ctx context.Context, account, arn string) (*RecoveryPoint, error) {
+	if _, ok := pointIDOf(arn, s.cat.RecoveryPointARN(account, "")); ok {
+		ps, err := s.ListRecoveryPoints(ctx, account, "", "")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if p.ARN == arn {
+				return p, nil
+			}
+		}
+	}
+	return nil, errorf(ErrNotFound, "Recovery point %s does not exist.", arn)
+}
+
+// RestoreMetadata returns the metadata a restore of the point starts from.
+func (s *Service) RestoreMetadata(ctx context.Context, account, vaultName, arn string) (*RecoveryPoint, map[string]string, error) {
+	p, err := s.DescribeRecoveryPoint(ctx, account, vaultName, arn)
+	if err != nil {
+		return nil, nil, err
+	}
+	bucket, _ := bucketOfARN(p.ResourceARN)
+	return p, map[string]string{"DestinationBucketName": bucket, "NewBucket": "false"}, nil
+}
+
+// StartRestoreJobInput describes a restore.
+type StartRestoreJobInput struct {
+	RecoveryPointARN string
+	IAMRoleARN       string
+	IdempotencyToken string
+	Metadata         map[string]string
+	ResourceType     string
+}
+
+// StartRestoreJob records a restore job and starts it.
+func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartRestoreJobInput) (*RestoreJob, error) {
+	if in.RecoveryPointARN == "" {
+		return nil, errorf(ErrMissingParameter, "Missing required parameter RecoveryPointArn.")
+	}
+	if in.ResourceType != "" && in.ResourceType != "S3" {
+		return nil, errorf(ErrInvalidParameter, "Resource type %s is not supported.", in.ResourceType)
+	}
+	p, err := s.findPoint(ctx, account, in.RecoveryPointARN)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status != PointCompleted && p.Status != PointPartial {
+		return nil, errorf(ErrInvalidRequest, "Recovery point %s is %s and cannot be restored.", p.ARN, p.Status)
+	}
+	plan, err := parseRestoreMetadata(p, in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	now := s.cat.clock()
+	if in.IdempotencyToken != "" {
+		jobs, err := s.ListRestoreJobs(ctx, account, JobFilter{})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			if j.IdempotencyToken == in.IdempotencyToken && now.Sub(j.CreationDate) <= idempotencyWindow && j.RecoveryPointARN == in.RecoveryPointARN {
+				return j, nil
+			}
+		}
+	}
+	j := &RestoreJob{
+		AccountID: account, JobID: strings.ToUpper(newUUID()), RecoveryPointARN: p.ARN, VaultName: p.VaultName,
+		ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: in.Metadata,
+		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
+		CreatedResourceARN: "arn:aws:s3:::" + plan.bucket,
+	}
+	if err := s.saveRestore(ctx, j); err != nil {
+		return nil, err
+	}
+	snapshot := *j
+	if !s.start(func(ctx context.Context) { s.runRestore(ctx, j, p, plan) }) {
+		return nil, vault.ErrClosed
+	}
+	return &snapshot, nil
+}
+
+func (s *Service) runRestore(ctx context.Context, j *RestoreJob, p *RecoveryPoint, plan *restorePlan) {
+	j.Status = RestoreRunning
+	if err := s.saveRestore(ctx, j); err != nil {
+		s.log.Error("record restore job", "job", j.JobID, "err", err)
+		return
+	}
+	err := s.restoreBucket(ctx, j, p, plan)
+	done := s.cat.clock()
+	j.CompletionDate = &done
+	if err != nil {
+		j.Status, j.StatusMessage = RestoreFailed, jobMessage(ctx, err)
+	} else {
+		j.Status = RestoreCompleted
+	}
+	if err := s.saveRestore(ctx, j); err != nil {
+		s.log.Error("record restore job", "job", j.JobID, "err", err)
+	}
+}
+
+// DescribeRestoreJob returns a restore job of the account.
+func (s *Service) DescribeRestoreJob(ctx context.Context, account, id string) (*RestoreJob, error) {
+	j := &RestoreJob{}
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		ok, err := getJSON(tx, spaceRestoreJobs, key(account, id), j)
+		if err == nil && !ok {
+			err = errorf(ErrNotFound, "Restore job %s does not exist.", id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// ListRestoreJobs returns the account's restore jobs, newest first; the
+// filter's State selects by status.
+func (s *Service) ListRestoreJobs(ctx context.Context, account string, f JobFilter) ([]*RestoreJob, error) {
+	var out []*RestoreJob
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		return scan(tx, spaceRestoreJobs, key(account), func(_, v []byte) error {
+			j := &RestoreJob{}
+			if err := json.Unmarshal(v, j); err != nil {
+				return err
+			}
+			if (f.State == "" || f.State == j.Status) && inRange(j.CreationDate, f.CreatedAfter, f.CreatedBefore) {
+				out = append(out, j)
+			}
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, k int) bool { return out[i].CreationDate.After(out[k].CreationDate) })
+	return out, err
+}
+
+// errJob wraps a cause in the message a failed job shows.
+func errJob(format string, args ...any) error {
+	return errorf(ErrInvalidRequest, format, args...)
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/iam"
+)
+
+// openBackupJobs starts the region's backup job service, whose vault
+// repositories live under DataDir/vaults, encrypted with the deployment
+// key.
+func (r *Region) openBackupJobs(ctx context.Context) error {
+	key := r.vaultKey
+	if key == nil {
+		key = r.cfg.DeploymentKey
+	}
+	if key == nil {
+		var err error
+		if key, err = iam.LoadDeploymentKey(filepath.Join(r.cfg.DataDir, "deployment.key"), ""); err != nil {
+			return err
+		}
+	}
+	r.vaultKey = key
+	svc, err := backup.NewService(ctx, backup.ServiceConfig{
+		Catalog: r.Backup, Store: r.Store, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
+	})
+	if err != nil {
+		return err
+	}
+	r.Jobs = svc
+	return nil
+}
