@@ -90,7 +90,6 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-
 // call is one authenticated request on its way to an operation.
 type call struct {
 	h       *Handler
