@@ -440,18 +440,7 @@ func calculate(l *Lifecycle, created time.Time) *CalculatedLifecycle {
 
 // DescribeBackupJob returns a job of the account.
 func (s *Service) DescribeBackupJob(ctx context.Context, account, id string) (*BackupJob, error) {
-	j := &BackupJob{}
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
-		ok, err := getJSON(tx, spaceJobs, key(account, id), j)
-		if err == nil && !ok {
-			err = errorf(ErrNotFound, "Backup job %s does not exist.", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return j, nil
+	return readRecord[BackupJob](ctx, s.cat, spaceJobs, account, id, "Backup job %s does not exist.")
 }
 
 // JobFilter selects jobs; empty fields select all.
@@ -649,18 +638,7 @@ func (s *Service) runRestore(ctx context.Context, j *RestoreJob, p *RecoveryPoin
 
 // DescribeRestoreJob returns a restore job of the account.
 func (s *Service) DescribeRestoreJob(ctx context.Context, account, id string) (*RestoreJob, error) {
-	j := &RestoreJob{}
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
-		ok, err := getJSON(tx, spaceRestoreJobs, key(account, id), j)
-		if err == nil && !ok {
-			err = errorf(ErrNotFound, "Restore job %s does not exist.", id)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return j, nil
+	return readRecord[RestoreJob](ctx, s.cat, spaceRestoreJobs, account, id, "Restore job %s does not exist.")
 }
 
 // ListRestoreJobs returns the account's restore jobs, newest first; the
@@ -686,4 +664,21 @@ func (s *Service) ListRestoreJobs(ctx context.Context, account string, f JobFilt
 // errJob wraps a cause in the message a failed job shows.
 func errJob(format string, args ...any) error {
 	return errorf(ErrInvalidRequest, format, args...)
+}
+
+// readRecord reads one record of the account from a keyspace, or answers
+// not found with notFound (a format taking the ID).
+func readRecord[T any](ctx context.Context, cat *Catalog, space, account, id, notFound string) (*T, error) {
+	v := new(T)
+	err := cat.view(ctx, func(tx meta.Tx) error {
+		ok, err := getJSON(tx, space, key(account, id), v)
+		if err == nil && !ok {
+			err = errorf(ErrNotFound, notFound, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
