@@ -236,7 +236,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, fn op
 // expired credentials, and reads the body the signature covers.
 func (h *Handler) authenticate(r *http.Request) (*call, error) {
 	ctx := r.Context()
-	p, res, err := auth.Caller(ctx, h.verify, h.keys, signedForm(r), h.now())
+	p, res, err := auth.Caller(ctx, h.verify, h.keys, r, h.now())
 	switch {
 	case errors.Is(err, auth.ErrAnonymous):
 		return nil, errMissingAuth
@@ -255,33 +255,6 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 		return nil, errBodyTooLarge
 	}
 	return &call{h: h, r: r, body: body, caller: p, account: p.AccountID}, nil
-}
-
-// signedForm returns r as the verifier must see it. Signers of every
-// service but S3 encode the already-encoded path once more when they
-// sign (an ARN in /tags/{resourceArn} is sent as arn%3Aaws... and signed
-// as arn%253Aaws...), while the verifier checks the path as sent, which
-// is S3's rule; so the request-target handed to it is the doubly-encoded
-// one. Paths without escapes are the same either way.
-func signedForm(r *http.Request) *http.Request {
-	uri := r.RequestURI
-	if uri == "" {
-		uri = r.URL.RequestURI()
-	}
-	path, query, hasQuery := strings.Cut(uri, "?")
-	if !strings.Contains(path, "%") {
-		return r
-	}
-	segs := strings.Split(path, "/")
-	for i, s := range segs {
-		segs[i] = strings.ReplaceAll(s, "%", "%25")
-	}
-	r2 := r.Clone(r.Context())
-	r2.RequestURI = strings.Join(segs, "/")
-	if hasQuery {
-		r2.RequestURI += "?" + query
-	}
-	return r2
 }
 
 // authorize asks whether the caller may do the call's backup action on

@@ -69,6 +69,24 @@ func canonicalURIs(rawPath string) []string {
 	return []string{norm, rawPath}
 }
 
+// canonicalURIsFor is canonicalURIs for a scope's service. Every service
+// but S3 signs the path encoded once more: its signers escape the path as
+// sent (an ARN sent as arn%3Aaws is signed as arn%253Aaws).
+func canonicalURIsFor(service, rawPath string) []string {
+	uris := canonicalURIs(rawPath)
+	if service == DefaultService {
+		return uris
+	}
+	for i, u := range uris {
+		segs := strings.Split(u, "/")
+		for j, s := range segs {
+			segs[j] = awsEscape(s)
+		}
+		uris[i] = strings.Join(segs, "/")
+	}
+	return uris
+}
+
 // normalizePath re-encodes each segment with AWS's rules. Working per
 // segment keeps an encoded "%2F" inside a key distinct from a separator.
 func normalizePath(rawPath string) (string, bool) {
@@ -226,7 +244,7 @@ func verifySignature(r *http.Request, t target, q queryParams, sr *signedRequest
 		strings.Join(sr.signedHeaders, ";") + "\n" +
 		sr.payloadHash
 	var first *SignatureError
-	for _, uri := range canonicalURIs(t.rawPath) {
+	for _, uri := range canonicalURIsFor(sr.service, t.rawPath) {
 		creq := r.Method + "\n" + uri + rest
 		sts := algorithmHMAC + "\n" + sr.amzDate + "\n" + sr.scope() + "\n" + sha256Hex(creq)
 		sig := hmacSHA256(key, sts)
