@@ -399,6 +399,7 @@ func (r *Region) Start() error {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.iamCopy.run(ctx) }()
 	}
+	r.startBackupScheduler(ctx)
 	if err := r.Replication.Start(ctx); err != nil {
 		cancel()
 		r.srv.Close()
