@@ -161,6 +161,9 @@ type Service struct {
 	closed bool
 	// startMu makes the idempotency check and the job's creation atomic.
 	startMu sync.Mutex
+	// running holds the cancel functions of running jobs (stop.go).
+	runMu   sync.Mutex
+	running map[string]context.CancelCauseFunc
 }
 
 // NewService returns a service. Jobs an earlier run left unfinished are
@@ -342,7 +345,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		return nil, err
 	}
 	snapshot := *j
-	if !s.start(func(ctx context.Context) { s.runBackup(ctx, j, id) }) {
+	if !s.start(func(ctx context.Context) { s.track(ctx, j.JobID, func(ctx context.Context) { s.runBackup(ctx, j, id) }) }) {
 		return nil, vault.ErrClosed
 	}
 	return &snapshot, nil
@@ -377,7 +380,9 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 	rp, err := s.backupBucket(ctx, j, pointID, started)
 	done := s.cat.clock()
 	j.CompletionDate = &done
-	if err != nil {
+	if why, ok := stopped(ctx); ok && err != nil {
+		j.State, j.StatusMessage, j.RecoveryPointARN = JobAborted, why.Error(), ""
+	} else if err != nil {
 		j.State, j.StatusMessage = JobFailed, jobMessage(ctx, err)
 		if rp == nil {
 			j.RecoveryPointARN = ""
@@ -389,7 +394,7 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 			j.StatusMessage = rp.StatusMessage
 		}
 	}
-	if err := s.saveJob(ctx, j); err != nil {
+	if err := s.saveJob(context.WithoutCancel(ctx), j); err != nil {
 		s.log.Error("record backup job", "job", j.JobID, "err", err)
 	}
 }

@@ -552,7 +552,10 @@ func (s *Scheduler) checkCompletion(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for i, sr := range overdue {
-		s.log.Warn("scheduled backup job past its completion window", "job", sr.JobID, "plan", sr.BackupPlanID, "rule", sr.RuleName, "complete_by", sr.CompleteBy)
+		s.log.Warn("scheduled backup job past its completion window: canceling it", "job", sr.JobID, "plan", sr.BackupPlanID, "rule", sr.RuleName, "complete_by", sr.CompleteBy)
+		if err := s.jobs.cancelJob(sr.JobID, errOverdue); err != nil {
+			s.log.Warn("cancel overdue backup job", "job", sr.JobID, "err", err)
+		}
 		sr.Overdue = true
 		if err := s.cat.update(ctx, func(tx meta.Tx) error { return putJSON(tx, spaceRuns, key(accounts[i], sr.JobID), sr) }); err != nil {
 			return err

@@ -22,6 +22,7 @@ func (h *Handler) jobRoutes() {
 		{"PUT /backup-jobs", "StartBackupJob", startBackupJob},
 		{"PUT /backup-jobs/{$}", "StartBackupJob", startBackupJob},
 		{"GET /backup-jobs/{id}", "DescribeBackupJob", describeBackupJob},
+		{"POST /backup-jobs/{id}", "StopBackupJob", stopBackupJob},
 		{"GET /backup-jobs/{$}", "ListBackupJobs", listBackupJobs},
 		{"GET /backup-jobs", "ListBackupJobs", listBackupJobs},
 		{"GET /backup-vaults/{name}/recovery-points/{$}", "ListRecoveryPointsByBackupVault", listPointsByVault},
@@ -113,6 +114,13 @@ func describeBackupJob(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return renderBackupJob(j), nil
+}
+
+func stopBackupJob(ctx context.Context, c *call) (any, error) {
+	if err := c.authorize(ctx, "*"); err != nil {
+		return nil, err
+	}
+	return nil, c.h.jobs.StopBackupJob(ctx, c.account, c.r.PathValue("id"))
 }
 
 // timeQuery reads a timestamp query parameter (ISO 8601, as REST-JSON

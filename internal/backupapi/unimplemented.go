@@ -76,7 +76,6 @@ var unimplemented = []struct{ method, uri, op string }{
 	{"PUT", "/copy-jobs", "StartCopyJob"},
 	{"POST", "/audit/report-jobs/{reportPlanName}", "StartReportJob"},
 	{"PUT", "/scan/job", "StartScanJob"},
-	{"POST", "/backup-jobs/{backupJobId}", "StopBackupJob"},
 	{"PUT", "/audit/frameworks/{frameworkName}", "UpdateFramework"},
 	{"PUT", "/global-settings", "UpdateGlobalSettings"},
 	{"POST", "/backup-vaults/{backupVaultName}/recovery-points/{recoveryPointArn}/index", "UpdateRecoveryPointIndexSettings"},
