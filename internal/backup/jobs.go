@@ -345,7 +345,9 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		return nil, err
 	}
 	snapshot := *j
-	if !s.start(func(ctx context.Context) { s.track(ctx, j.JobID, func(ctx context.Context) { s.runBackup(ctx, j, id) }) }) {
+	if !s.start(func(ctx context.Context) {
+		s.track(ctx, j.JobID, func(ctx context.Context) { s.runBackup(ctx, j, id) })
+	}) {
 		return nil, vault.ErrClosed
 	}
 	return &snapshot, nil
