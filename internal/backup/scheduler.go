@@ -254,6 +254,10 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if err := s.checkCompletion(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
+	// Lifecycle runs on the same clock: expired recovery points go.
+	if _, err := s.jobs.ExpirePoints(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

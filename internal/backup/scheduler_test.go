@@ -142,6 +142,17 @@ func TestSchedulerRunsPlanOnTime(t *testing.T) {
 		t.Fatalf("point lifecycle: %+v", p.CalculatedLifecycle)
 	}
 
+	// The lifecycle deletes the point once DeleteAt has passed, not before.
+	if n, err := e.svc.ExpirePoints(ctx, p.CalculatedLifecycle.DeleteAt.Add(-time.Minute)); err != nil || n != 0 {
+		t.Fatalf("expired before DeleteAt: %d %v", n, err)
+	}
+	if n, err := e.svc.ExpirePoints(ctx, *p.CalculatedLifecycle.DeleteAt); err != nil || n != 1 {
+		t.Fatalf("expired at DeleteAt: %d %v", n, err)
+	}
+	if pts, _ := e.svc.ListRecoveryPoints(ctx, schedAcct, "Default", ""); len(pts) != 0 {
+		t.Fatalf("points after expiry: %d", len(pts))
+	}
+
 	e.tick(sc, day(1, 2, 1))
 	e.tick(sc, day(1, 2, 30))
 	// A scheduler that lost its rule state (a crash between starting the

@@ -28,6 +28,7 @@ func (h *Handler) jobRoutes() {
 		{"GET /backup-vaults/{name}/recovery-points/{$}", "ListRecoveryPointsByBackupVault", listPointsByVault},
 		{"GET /backup-vaults/{name}/recovery-points", "ListRecoveryPointsByBackupVault", listPointsByVault},
 		{"GET /backup-vaults/{name}/recovery-points/{arn}", "DescribeRecoveryPoint", describePoint},
+		{"DELETE /backup-vaults/{name}/recovery-points/{arn}", "DeleteRecoveryPoint", deletePoint},
 		{"GET /backup-vaults/{name}/recovery-points/{arn}/restore-metadata", "GetRecoveryPointRestoreMetadata", restoreMetadata},
 		{"GET /resources/{arn}/recovery-points/{$}", "ListRecoveryPointsByResource", listPointsByResource},
 		{"GET /resources/{arn}/recovery-points", "ListRecoveryPointsByResource", listPointsByResource},
@@ -114,6 +115,14 @@ func describeBackupJob(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return renderBackupJob(j), nil
+}
+
+func deletePoint(ctx context.Context, c *call) (any, error) {
+	arn := c.r.PathValue("arn")
+	if err := c.authorize(ctx, arn); err != nil {
+		return nil, err
+	}
+	return nil, c.h.jobs.DeleteRecoveryPoint(ctx, c.account, c.r.PathValue("name"), arn)
 }
 
 func stopBackupJob(ctx context.Context, c *call) (any, error) {

@@ -21,7 +21,6 @@ var unimplemented = []struct{ method, uri, op string }{
 	{"DELETE", "/backup-vaults/{backupVaultName}/vault-lock", "DeleteBackupVaultLockConfiguration"},
 	{"DELETE", "/backup-vaults/{backupVaultName}/notification-configuration", "DeleteBackupVaultNotifications"},
 	{"DELETE", "/audit/frameworks/{frameworkName}", "DeleteFramework"},
-	{"DELETE", "/backup-vaults/{backupVaultName}/recovery-points/{recoveryPointArn}", "DeleteRecoveryPoint"},
 	{"DELETE", "/audit/report-plans/{reportPlanName}", "DeleteReportPlan"},
 	{"DELETE", "/restore-testing/plans/{RestoreTestingPlanName}", "DeleteRestoreTestingPlan"},
 	{"DELETE", "/restore-testing/plans/{RestoreTestingPlanName}/selections/{RestoreTestingSelectionName}", "DeleteRestoreTestingSelection"},
