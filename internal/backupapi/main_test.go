@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsbackup "github.com/aws/aws-sdk-go-v2/service/backup"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/goleak"
 
@@ -69,16 +67,11 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, url: srv.URL, store: store, cat: cat}
 }
 
-// sdkOptions makes the SDK send x-amz-content-sha256, which Bulwark's
-// signature verifier requires for now.
-var sdkOptions = []func(*middleware.Stack) error{v4.AddContentSHA256HeaderMiddleware}
-
 func (e *env) sdk(access, secret string) *awsbackup.Client {
 	return awsbackup.NewFromConfig(aws.Config{
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(access, secret, ""),
 		BaseEndpoint: aws.String(e.url),
-		APIOptions:   sdkOptions,
 	})
 }
 

@@ -87,7 +87,6 @@ func (e *env) config(c creds) aws.Config {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(c.access, c.secret, c.token),
 		BaseEndpoint: aws.String(e.url),
-		APIOptions:   sdkOptions,
 	}
 }
 

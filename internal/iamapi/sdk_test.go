@@ -9,18 +9,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go/middleware"
 )
-
-// sdkOptions makes the SDK send x-amz-content-sha256, which its IAM and
-// STS clients leave out (only its S3 client sends it): Bulwark's
-// signature verifier requires the header for now. The aws CLI test runs
-// without any such help.
-var sdkOptions = []func(*middleware.Stack) error{v4.AddContentSHA256HeaderMiddleware}
 
 // allow is an identity policy allowing actions on resource.
 func allow(resource string, actions ...string) string {
