@@ -5,14 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup"
-	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
-	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -21,28 +18,13 @@ import (
 // bucket as it was at T.
 func TestBackupIsPointInTime(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	m, err := bolt.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	blobs, err := blobfs.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	tick := func() { clock.Add(int64(time.Second)) }
-	st := objectstore.New(objectstore.Config{Region: "us-east-1", Meta: m, Blobs: blobs, Now: now, InlineLimit: -1})
+	r := newTestRegion(t, now)
+	st, svc := r.st, r.svc
 	const acct = "111122223333"
-	cat := backup.NewCatalog(m, "us-east-1", now)
-	svc, err := backup.NewService(ctx, backup.ServiceConfig{Catalog: cat, Store: st, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close(ctx)
 	if err := st.CreateBucket(ctx, "bkt", acct, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}

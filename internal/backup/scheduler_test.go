@@ -3,14 +3,11 @@ package backup_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup"
-	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
-	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -43,25 +40,10 @@ func (e *schedEnv) jobs() []*backup.BackupJob {
 
 func newSchedEnv(t *testing.T, planAt time.Time) *schedEnv {
 	ctx := context.Background()
-	dir := t.TempDir()
-	m, err := bolt.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	blobs, err := blobfs.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &schedEnv{t: t}
 	e.set(planAt)
-	e.st = objectstore.New(objectstore.Config{Region: "us-east-1", Meta: m, Blobs: blobs, Now: e.now, InlineLimit: -1})
-	e.cat = backup.NewCatalog(m, "us-east-1", e.now)
-	e.svc, err = backup.NewService(ctx, backup.ServiceConfig{Catalog: e.cat, Store: e.st, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.svc.Close(ctx) })
+	r := newTestRegion(t, e.now)
+	e.st, e.cat, e.svc = r.st, r.cat, r.svc
 	for _, b := range []string{"source-bucket-name", "other-bucket"} {
 		if err := e.st.CreateBucket(ctx, b, schedAcct, "us-east-1"); err != nil {
 			t.Fatal(err)
@@ -70,6 +52,7 @@ func newSchedEnv(t *testing.T, planAt time.Time) *schedEnv {
 			t.Fatal(err)
 		}
 	}
+	var err error
 	e.plan, err = e.cat.CreatePlan(ctx, schedAcct, backup.CreatePlanInput{Plan: backup.Plan{
 		BackupPlanName: "daily",
 		Rules: []backup.Rule{{

@@ -6,13 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup"
-	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
-	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
@@ -20,24 +17,9 @@ import (
 // recovery point; an ended job cannot be stopped.
 func TestStopBackupJob(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	m, err := bolt.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	blobs, err := blobfs.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := objectstore.New(objectstore.Config{Region: "us-east-1", Meta: m, Blobs: blobs})
+	r := newTestRegion(t, nil)
+	st, svc := r.st, r.svc
 	const acct = "111122223333"
-	cat := backup.NewCatalog(m, "us-east-1", nil)
-	svc, err := backup.NewService(ctx, backup.ServiceConfig{Catalog: cat, Store: st, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close(ctx)
 	if err := st.CreateBucket(ctx, "big", acct, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
