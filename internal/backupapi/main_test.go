@@ -2,7 +2,6 @@ package backupapi_test
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -11,14 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsbackup "github.com/aws/aws-sdk-go-v2/service/backup"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/goleak"
 
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -76,24 +74,9 @@ func (e *env) sdk(access, secret string) *awsbackup.Client {
 }
 
 // apiCode returns the error code of err and its HTTP status.
-func apiCode(err error) (string, int) {
-	var ae smithy.APIError
-	code := ""
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *smithyhttp.ResponseError
-	status := 0
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
+func apiCode(err error) (string, int) { return servertest.APICode(err) }
 
 func wantCode(t *testing.T, err error, code string, status int) {
 	t.Helper()
-	c, s := apiCode(err)
-	if c != code || s != status {
-		t.Fatalf("got error %q/%d (%v), want %s/%d", c, s, err, code, status)
-	}
+	servertest.WantCode(t, err, code, status)
 }

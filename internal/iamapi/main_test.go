@@ -2,7 +2,6 @@ package iamapi_test
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
@@ -13,13 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/goleak"
 
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -94,26 +92,11 @@ func (e *env) iam(c creds) *awsiam.Client { return awsiam.NewFromConfig(e.config
 func (e *env) sts(c creds) *sts.Client    { return sts.NewFromConfig(e.config(c)) }
 
 // apiCode returns the error code of err and its HTTP status.
-func apiCode(err error) (string, int) {
-	var ae smithy.APIError
-	code := ""
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *smithyhttp.ResponseError
-	status := 0
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
+func apiCode(err error) (string, int) { return servertest.APICode(err) }
 
 func wantCode(t *testing.T, err error, code string, status int) {
 	t.Helper()
-	c, s := apiCode(err)
-	if c != code || s != status {
-		t.Fatalf("got error %q/%d (%v), want %s/%d", c, s, err, code, status)
-	}
+	servertest.WantCode(t, err, code, status)
 }
 
 func must[T any](t *testing.T) func(T, error) T {

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
@@ -84,11 +83,8 @@ func eventually(t testing.TB, what string, f func() error) {
 }
 
 func errCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
+	c, _ := servertest.APICode(err)
+	return c
 }
 
 // waitReplica waits for a version to be readable in the destination and

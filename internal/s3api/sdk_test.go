@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,35 +16,18 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
 var ctx = context.Background()
 
-// apiCode returns the S3 error code of err and its HTTP status.
-func apiCode(err error) (string, int) {
-	var ae smithy.APIError
-	code := ""
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *smithyhttp.ResponseError
-	status := 0
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
+// apiCode returns the error code of err and its HTTP status.
+func apiCode(err error) (string, int) { return servertest.APICode(err) }
 
 func wantCode(t *testing.T, err error, code string, status int) {
 	t.Helper()
-	c, s := apiCode(err)
-	if c != code || s != status {
-		t.Fatalf("got error %q/%d (%v), want %s/%d", c, s, err, code, status)
-	}
+	servertest.WantCode(t, err, code, status)
 }
 
 func must[T any](t *testing.T) func(T, error) T {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
@@ -199,4 +202,29 @@ func RequireTool(t testing.TB, name string) string {
 		t.Skipf("%s not on PATH; install it to run this test", name)
 	}
 	return p
+}
+
+// APICode returns the error code an AWS SDK call failed with and the HTTP
+// status of the answer ("" and 0 for what is not an API error).
+func APICode(err error) (string, int) {
+	var ae smithy.APIError
+	code := ""
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var re *smithyhttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	return code, status
+}
+
+// WantCode fails the test unless err is the API error code with status.
+func WantCode(t testing.TB, err error, code string, status int) {
+	t.Helper()
+	c, s := APICode(err)
+	if c != code || s != status {
+		t.Fatalf("got error %q/%d (%v), want %s/%d", c, s, err, code, status)
+	}
 }
