@@ -51,6 +51,12 @@ const (
 	PointFailed    = "FAILED"
 )
 
+// Storage classes of a recovery point.
+const (
+	StorageWarm = "WARM"
+	StorageCold = "COLD"
+)
+
 // BackupJob is an on-demand backup job and its progress.
 type BackupJob struct {
 	AccountID         string
@@ -71,6 +77,20 @@ type BackupJob struct {
 	BackupSizeInBytes int64
 	Objects           int64
 	Lifecycle         *Lifecycle `json:",omitempty"`
+	// CreatedBy names the plan rule of a scheduled job; nil on demand.
+	CreatedBy *CreatedBy `json:",omitempty"`
+	// CopyActions and RecoveryPointTags come from the plan rule: the
+	// copies made after the job completes and the tags of its point.
+	CopyActions       []CopyAction      `json:",omitempty"`
+	RecoveryPointTags map[string]string `json:",omitempty"`
+}
+
+// CreatedBy names the backup plan rule that made a job or recovery point.
+type CreatedBy struct {
+	BackupPlanId      string
+	BackupPlanArn     string
+	BackupPlanVersion string
+	BackupRuleId      string
 }
 
 // CalculatedLifecycle is when a recovery point moves to cold storage and
@@ -100,8 +120,17 @@ type RecoveryPoint struct {
 	Objects             int64
 	Lifecycle           *Lifecycle           `json:",omitempty"`
 	CalculatedLifecycle *CalculatedLifecycle `json:",omitempty"`
-	// Origin is "on-demand" for a point of StartBackupJob.
-	Origin string
+	// Origin is "on-demand" for a point of StartBackupJob, "plan" for a
+	// scheduled one, "copy" for a copy of another vault's point.
+	Origin    string
+	CreatedBy *CreatedBy `json:",omitempty"`
+	// StorageClass is WARM, or COLD once the lifecycle moved the point to
+	// the vault's cold tier.
+	StorageClass string `json:",omitempty"`
+	// SourceBackupVaultARN and SourceRecoveryPointARN name the point a
+	// copy was made from.
+	SourceBackupVaultARN   string `json:",omitempty"`
+	SourceRecoveryPointARN string `json:",omitempty"`
 	// PointID names the point in the vault's repository.
 	PointID string
 }
@@ -292,6 +321,10 @@ type StartBackupJobInput struct {
 	IAMRoleARN       string
 	IdempotencyToken string
 	Lifecycle        *Lifecycle
+	// Set by the scheduler for a plan's run.
+	CreatedBy         *CreatedBy
+	CopyActions       []CopyAction
+	RecoveryPointTags map[string]string
 }
 
 // StartBackupJob records a backup job and starts it. A call with the
@@ -340,6 +373,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		AccountID: account, JobID: strings.ToUpper(newUUID()), VaultName: v.Name, VaultARN: v.ARN,
 		ResourceARN: in.ResourceARN, ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
 		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
+		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags,
 	}
 	if err := s.saveJob(ctx, j); err != nil {
 		return nil, err

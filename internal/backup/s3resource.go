@@ -157,7 +157,10 @@ func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string
 		CreationDate: j.CreationDate, CompletionDate: &done, Status: PointCompleted,
 		BackupSizeInBytes: pt.Bytes, BytesNew: pt.BytesNew, Objects: pt.Entries,
 		Lifecycle: j.Lifecycle, CalculatedLifecycle: calculate(j.Lifecycle, j.CreationDate),
-		Origin: "on-demand", PointID: pointID,
+		Origin: "on-demand", CreatedBy: j.CreatedBy, StorageClass: StorageWarm, PointID: pointID,
+	}
+	if j.CreatedBy != nil {
+		rp.Origin = "plan"
 	}
 	if vv, err := s.cat.DescribeVault(ctx, j.AccountID, j.VaultName); err == nil {
 		rp.EncryptionKeyARN = vv.EncryptionKeyARN

@@ -437,6 +437,9 @@ func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r 
 			VaultName: r.TargetBackupVaultName, ResourceARN: res.arn, IAMRoleARN: role,
 			IdempotencyToken: pv.BackupPlanID + "/" + r.RuleID + "/" + due.UTC().Format(time.RFC3339) + "/" + res.arn,
 			Lifecycle:        r.Lifecycle,
+			CreatedBy: &CreatedBy{BackupPlanId: pv.BackupPlanID, BackupPlanArn: pv.BackupPlanARN,
+				BackupPlanVersion: pv.VersionID, BackupRuleId: r.RuleID},
+			CopyActions: r.CopyActions, RecoveryPointTags: r.RecoveryPointTags,
 		}
 		sr := ScheduledRun{BackupPlanID: pv.BackupPlanID, RuleID: r.RuleID, RuleName: r.RuleName, ScheduledAt: due.UTC(), CompleteBy: completeBy.UTC(), ResourceARN: res.arn}
 		var j *BackupJob

@@ -73,6 +73,13 @@ type Config struct {
 	// key stored at an earlier start. The first root key of Keys, else of
 	// BootstrapKeys, is the deployment's admin's (see accounts.go).
 	BootstrapKeys []iam.Key
+	// BackupClock is the clock of the backup service: plans' schedules,
+	// job and recovery point dates, lifecycles. nil means time.Now; tests
+	// move it instead of waiting days.
+	BackupClock func() time.Time
+	// BackupSchedulerInterval is the time between the backup scheduler's
+	// passes (backup.DefaultSchedulerInterval when 0).
+	BackupSchedulerInterval time.Duration
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -99,12 +106,14 @@ type Region struct {
 	// sessions.
 	IAM *iam.Store
 	// Backup is the region's backup catalog: vaults, plans, selections.
-	Backup    *backup.Catalog
-	Jobs      *backup.Service // backup and restore jobs, vault repositories
-	vaultKey  []byte          // the deployment key, which encrypts the vaults
-	iamCopy   *iamCopier      // set when IAM's home is another region
-	peerOnce  sync.Once
-	peerState *peerState // lookups and calls to the other regions
+	Backup *backup.Catalog
+	Jobs   *backup.Service // backup and restore jobs, vault repositories
+	// BackupScheduler runs the region's backup plans (set by Serve).
+	BackupScheduler *backup.Scheduler
+	vaultKey        []byte     // the deployment key, which encrypts the vaults
+	iamCopy         *iamCopier // set when IAM's home is another region
+	peerOnce        sync.Once
+	peerState       *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
 	// destination buckets.
 	Replication *replication.Engine
@@ -208,7 +217,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		r.keys = copyingLookup{store: r.IAM, c: r.iamCopy}
 	}
 	r.authz = &iam.Evaluator{Store: r.IAM}
-	r.Backup = backup.NewCatalog(m, cfg.Region, nil)
+	r.Backup = backup.NewCatalog(m, cfg.Region, cfg.BackupClock)
 	if err := r.openBackupJobs(ctx); err != nil {
 		m.Close()
 		return nil, err
