@@ -126,10 +126,8 @@ func (v *Vault) verifyObject(ctx context.Context, ref ObjectRef, buf []byte) err
 }
 
 // CopyPoint copies recovery point pointID of src into dst as newID with
-// labels. Every object is read from src, but dst stores (and so receives)
-// only the chunks it lacks: its deduplication works on content, whatever
-// vault the content came from. sent is what dst wrote to its storage.
-// Each object is checked against its SHA-256 on the way.
+// labels, by Transfer: dst receives only the chunks it lacks. sent is the
+// chunk data sent.
 func CopyPoint(ctx context.Context, src, dst *Vault, pointID, newID string, labels map[string]string) (sent int64, err error) {
 	if _, _, err := point(ctx, src.rep, pointID); err != nil {
 		return 0, fmt.Errorf("copy point %q: %w", pointID, err)
@@ -138,29 +136,9 @@ func CopyPoint(ctx context.Context, src, dst *Vault, pointID, newID string, labe
 	if err != nil {
 		return 0, fmt.Errorf("copy point %q: %w", pointID, err)
 	}
-	err = src.Entries(ctx, pointID, func(e Entry, ref ObjectRef) error {
-		rd, err := src.Open(ctx, ref)
-		if err != nil {
-			return fmt.Errorf("%q: %w", e.Key, err)
-		}
-		defer rd.Close() //nolint:errcheck // read-only
-		h := sha256.New()
-		e.Size = ref.Size
-		if err := w.Put(ctx, e, io.TeeReader(rd, h)); err != nil {
-			return err
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 {
-			return fmt.Errorf("%q: %w: sha256 %s, want %s", e.Key, ErrCorrupt, got, ref.SHA256)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = w.Abort(ctx)
-		return 0, fmt.Errorf("copy point %q: %w", pointID, err)
-	}
-	p, err := w.Commit(ctx)
+	_, st, err := src.Transfer(ctx, pointID, w, nil)
 	if err != nil {
 		return 0, fmt.Errorf("copy point %q: %w", pointID, err)
 	}
-	return p.BytesNew, nil
+	return st.Sent, nil
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/kopia/kopia/repo/blob/filesystem"
 	"github.com/kopia/kopia/repo/compression"
 	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/format"
 )
 
 // Error kinds. Errors returned for a caller's mistake wrap one of them.
@@ -115,9 +116,10 @@ func Open(ctx context.Context, dir string, secret []byte) (*Vault, error) {
 		return nil, fmt.Errorf("open vault %s: %w", dir, err)
 	}
 	password := derivePassword(secret)
+	chunkKey := deriveKey(secret, "bulwark backup vault chunk names v1")
 	cfg := filepath.Join(dir, configFile)
 	if _, err := os.Stat(cfg); errors.Is(err, os.ErrNotExist) {
-		if err := connect(ctx, dir, cfg, password); err != nil {
+		if err := connect(ctx, dir, cfg, password, chunkKey); err != nil {
 			return nil, fmt.Errorf("open vault %s: %w", dir, err)
 		}
 	}
@@ -142,14 +144,23 @@ func Open(ctx context.Context, dir string, secret []byte) (*Vault, error) {
 // derivePassword turns the deployment secret into the kopia repository
 // password; kopia stretches it further (scrypt) to unwrap the format key.
 func derivePassword(secret []byte) string {
+	return hex.EncodeToString(deriveKey(secret, "bulwark backup vault repository password v1"))
+}
+
+func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("bulwark backup vault repository password v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // connect initializes the repository if the storage is empty, then writes
 // kopia's connection file with the cache inside the vault directory.
-func connect(ctx context.Context, dir, cfg, password string) error {
+//
+// chunkKey is the key of the hash that names chunks. It is the same in
+// every vault of a deployment, so that a transfer between two vaults finds
+// the chunks the destination holds by name (see transfer.go); each vault's
+// encryption key (kopia's master key) is its own, random.
+func connect(ctx context.Context, dir, cfg, password string, chunkKey []byte) error {
 	st, err := filesystem.New(ctx, &filesystem.Options{Path: filepath.Join(dir, repoDir)}, true)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
@@ -166,7 +177,9 @@ func connect(ctx context.Context, dir, cfg, password string) error {
 	}
 	err = repo.Connect(ctx, cfg, st, password, opts)
 	if errors.Is(err, repo.ErrRepositoryNotInitialized) {
-		if err = repo.Initialize(ctx, st, &repo.NewRepositoryOptions{}, password); err != nil {
+		if err = repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
+			BlockFormat: format.ContentFormat{HMACSecret: chunkKey},
+		}, password); err != nil {
 			return fmt.Errorf("initialize: %w", err)
 		}
 		err = repo.Connect(ctx, cfg, st, password, opts)

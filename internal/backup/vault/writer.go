@@ -64,6 +64,11 @@ type Writer struct {
 	entries  int64
 	bytes    int64
 	uploaded atomic.Int64
+	// Of a transfer's destination (transfer.go): chunks stored under
+	// another ID than the source's, and data received since the last
+	// flush.
+	renamed  map[string]object.ID
+	received int64
 }
 
 // Begin starts writing recovery point id with labels. It fails with
