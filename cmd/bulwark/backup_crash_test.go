@@ -4,17 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsbackup "github.com/aws/aws-sdk-go-v2/service/backup"
+	backuptypes "github.com/aws/aws-sdk-go-v2/service/backup/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
@@ -90,6 +97,7 @@ func TestBackupCrash(t *testing.T) {
 	if d.State != "FAILED" || aws.ToString(d.StatusMessage) == "" {
 		t.Fatalf("interrupted job: state %s (%q), want FAILED with a reason", d.State, aws.ToString(d.StatusMessage))
 	}
+	killedPoint := aws.ToString(d.RecoveryPointArn)
 	points, err := c.ListRecoveryPointsByBackupVault(ctx, &awsbackup.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("Default")})
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +159,79 @@ func TestBackupCrash(t *testing.T) {
 		b.Body.Close()
 		if !bytes.Equal(x, y) {
 			t.Fatalf("restored %s differs", *k)
+		}
+	}
+
+	// The repository the killed job was writing into is whole: with the
+	// server stopped, every point the catalog calls COMPLETED reads back
+	// against its checksums, and the killed job's point was never
+	// committed.
+	points, err = c.ListRecoveryPointsByBackupVault(ctx, &awsbackup.ListRecoveryPointsByBackupVaultInput{BackupVaultName: aws.String("Default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	verifyVault(t, filepath.Join(dir, "vaults", servertest.AccountID, "Default"), points.RecoveryPoints, killedPoint)
+}
+
+// stop ends a serve process as an operator would, with SIGTERM, so that
+// it closes its vault repositories.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, p.log)
+	}
+}
+
+// verifyVault opens a vault repository as the server does (its directory
+// and the deployment key) and runs vault.Verify on every point the catalog
+// lists as COMPLETED. The repository must hold no point the catalog does
+// not list, and not the point of the killed job.
+func verifyVault(t *testing.T, dir string, points []backuptypes.RecoveryPointByBackupVault, killedPoint string) {
+	t.Helper()
+	ctx := context.Background()
+	key, err := base64.StdEncoding.DecodeString(deploymentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cache is kopia's copy of what the server last read; the
+	// repository's own blobs are what must be whole.
+	if err := os.RemoveAll(filepath.Join(dir, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Open(ctx, dir, key)
+	if err != nil {
+		t.Fatalf("open vault %s after the crash: %v", dir, err)
+	}
+	defer v.Close(ctx)
+	pointID := func(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
+	listed, verified := map[string]bool{}, 0
+	for _, rp := range points {
+		arn := aws.ToString(rp.RecoveryPointArn)
+		listed[pointID(arn)] = true
+		if rp.Status != backuptypes.RecoveryPointStatusCompleted {
+			continue
+		}
+		if err := v.Verify(ctx, pointID(arn)); err != nil {
+			t.Errorf("recovery point %s: %v", arn, err)
+		}
+		verified++
+	}
+	if verified == 0 {
+		t.Fatal("no COMPLETED recovery point to verify; the backup after the restart should have made one")
+	}
+	committed, err := v.Points(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range committed {
+		if pt.ID == pointID(killedPoint) {
+			t.Errorf("the vault committed point %s of the killed job", pt.ID)
+		} else if !listed[pt.ID] {
+			t.Errorf("the vault holds point %s, which the catalog does not list", pt.ID)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/meta"
@@ -83,6 +86,11 @@ type BackupJob struct {
 	// copies made after the job completes and the tags of its point.
 	CopyActions       []CopyAction      `json:",omitempty"`
 	RecoveryPointTags map[string]string `json:",omitempty"`
+	// ExpectedObjects and ExpectedBytes are what the bucket held at the
+	// job's instant, counted before the copy starts: the totals of
+	// PercentDone.
+	ExpectedObjects int64 `json:",omitempty"`
+	ExpectedBytes   int64 `json:",omitempty"`
 }
 
 // CreatedBy names the backup plan rule that made a job or recovery point.
@@ -169,6 +177,19 @@ type ServiceConfig struct {
 	// Secret is the deployment key the repositories are encrypted with.
 	Secret []byte
 	Logger *slog.Logger
+	// Registerer takes the service's metrics (metrics.go); nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// Remote carries copies into other regions' vaults, which are
+	// RemoteRegions; nil keeps copies within the region (copy.go).
+	Remote        Remote
+	RemoteRegions []string
+	// CopyRetryMax bounds the wait between attempts of a copy whose
+	// destination failed; DefaultCopyRetryMax when 0.
+	CopyRetryMax time.Duration
+	// CollectInterval is the time between collections of the vaults that
+	// recovery points left (cold.go); DefaultCollectInterval when 0.
+	CollectInterval time.Duration
 }
 
 // Service runs backup and restore jobs and owns the vault repositories.
@@ -193,6 +214,14 @@ type Service struct {
 	// running holds the cancel functions of running jobs (stop.go).
 	runMu   sync.Mutex
 	running map[string]context.CancelCauseFunc
+	metrics *metrics
+
+	remote        Remote
+	remoteRegions map[string]bool
+	copyRetryMax  time.Duration
+	// dirty lists the vault repositories with garbage for Collect (guarded
+	// by mu): account/name → {account, name}.
+	dirty map[string][2]string
 }
 
 // NewService returns a service. Jobs an earlier run left unfinished are
@@ -202,11 +231,33 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cat: cfg.Catalog, store: cfg.Store, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
+	s.metrics = newMetrics(cfg.Catalog, cfg.Logger)
+	if cfg.Registerer != nil {
+		if err := s.metrics.register(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("register backup metrics: %w", err)
+		}
+	}
+	s.remote, s.remoteRegions, s.copyRetryMax = cfg.Remote, map[string]bool{}, cfg.CopyRetryMax
+	for _, r := range cfg.RemoteRegions {
+		s.remoteRegions[r] = true
+	}
+	if s.copyRetryMax <= 0 {
+		s.copyRetryMax = DefaultCopyRetryMax
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.failInterrupted(ctx); err != nil {
 		s.cancel()
 		return nil, err
 	}
+	if err := s.resumeCopies(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	every := cfg.CollectInterval
+	if every <= 0 {
+		every = DefaultCollectInterval
+	}
+	s.start(func(ctx context.Context) { s.collectLoop(ctx, every) })
 	return s, nil
 }
 
@@ -413,7 +464,13 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 		s.log.Error("record backup job", "job", j.JobID, "err", err)
 		return
 	}
-	rp, err := s.backupBucket(ctx, j, pointID, started)
+	// The vault lock is judged as the job runs: AWS fails, not refuses, a
+	// job whose retention the target vault's lock does not allow.
+	var rp *RecoveryPoint
+	err := s.cat.CheckLockRetention(ctx, j.AccountID, j.VaultName, j.Lifecycle, j.CreationDate)
+	if err == nil {
+		rp, err = s.backupBucket(ctx, j, pointID, started)
+	}
 	done := s.cat.clock()
 	j.CompletionDate = &done
 	if why, ok := stopped(ctx); ok && err != nil {
@@ -432,6 +489,14 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 	}
 	if err := s.saveJob(context.WithoutCancel(ctx), j); err != nil {
 		s.log.Error("record backup job", "job", j.JobID, "err", err)
+	}
+	var stored int64
+	if rp != nil {
+		stored = rp.BytesNew
+	}
+	s.observeJob(kindBackup, j.State, started, done, j.BytesTransferred, stored)
+	if j.State == JobCompleted {
+		s.startCopyActions(ctx, j)
 	}
 }
 
@@ -675,6 +740,7 @@ func (s *Service) runRestore(ctx context.Context, j *RestoreJob, p *RecoveryPoin
 	if err := s.saveRestore(ctx, j); err != nil {
 		s.log.Error("record restore job", "job", j.JobID, "err", err)
 	}
+	s.observeJob(kindRestore, j.Status, j.CreationDate, done, j.BytesRestored, j.BytesRestored)
 }
 
 // DescribeRestoreJob returns a restore job of the account.

@@ -10,7 +10,10 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/checksum"
@@ -65,6 +68,11 @@ func (s *Service) previous(ctx context.Context, v *vault.Vault, j *BackupJob) (m
 // newest version last modified no later than at; a key whose newest such
 // version is a delete marker did not exist then.
 func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string, at time.Time) (*RecoveryPoint, error) {
+	// The job's times are kept to the millisecond; versions carry
+	// nanoseconds. The point is the bucket at the end of at's millisecond,
+	// so that a write acknowledged just before the job started, in the
+	// same millisecond, is in it.
+	at = at.Truncate(time.Millisecond).Add(time.Millisecond - time.Nanosecond)
 	bucket, err := bucketOfARN(j.ResourceARN)
 	if err != nil {
 		return nil, err
@@ -78,6 +86,23 @@ func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string
 	}
 	if b.Owner != j.AccountID {
 		return nil, errJob("Bucket %s belongs to another account.", bucket)
+	}
+	defer s.jobRunning(kindBackup)()
+	// What the bucket held at the job's instant is PercentDone's total.
+	// The store keeps no usage counters, so a first walk counts it: it
+	// reads version records only, no object data, which is a small part
+	// of the copy's cost (and of an incremental one's, whose unchanged
+	// objects are not read either).
+	err = s.walkAt(ctx, bucket, at, func(ver *objectstore.Version) error {
+		j.ExpectedObjects++
+		j.ExpectedBytes += ver.Size
+		return nil
+	})
+	if err != nil {
+		return nil, walkError(bucket, err)
+	}
+	if err := s.saveJob(ctx, j); err != nil {
+		return nil, err
 	}
 	v, err := s.vault(ctx, j.AccountID, j.VaultName)
 	if err != nil {
@@ -99,51 +124,33 @@ func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string
 	}()
 	lastSave := time.Now()
 	var skipped int64
-	var cur string
-	resolved := false
-	cursor := objectstore.VersionCursor{}
-	for more := true; more; {
-		cursor, more, err = s.store.WalkVersions(ctx, bucket, cursor, walkPage, func(ver *objectstore.Version) error {
-			if ver.Key != cur {
-				cur, resolved = ver.Key, false
+	err = s.walkAt(ctx, bucket, at, func(ver *objectstore.Version) error {
+		e := entryOf(ver)
+		if p, ok := prev[ver.Key]; ok && p.versionID == ver.VersionID && p.etag == ver.ETag {
+			if err := w.PutUnchanged(ctx, e, p.ref); err != nil {
+				return err
 			}
-			if resolved || ver.LastModified.After(at) {
+		} else {
+			n, err := s.putObject(ctx, w, bucket, e)
+			if errors.Is(err, objectstore.ErrNoSuchVersion) || errors.Is(err, objectstore.ErrNoSuchKey) {
+				skipped++ // deleted for good while the job ran
 				return nil
 			}
-			resolved = true
-			if ver.DeleteMarker {
-				return nil
+			if err != nil {
+				return err
 			}
-			e := entryOf(ver)
-			if p, ok := prev[ver.Key]; ok && p.versionID == ver.VersionID && p.etag == ver.ETag {
-				if err := w.PutUnchanged(ctx, e, p.ref); err != nil {
-					return err
-				}
-			} else {
-				n, err := s.putObject(ctx, w, bucket, e)
-				if errors.Is(err, objectstore.ErrNoSuchVersion) || errors.Is(err, objectstore.ErrNoSuchKey) {
-					skipped++ // deleted for good while the job ran
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				j.BytesTransferred += n
-			}
-			j.Objects++
-			j.BackupSizeInBytes += e.Size
-			if time.Since(lastSave) >= progressEvery {
-				lastSave = time.Now()
-				return s.saveJob(ctx, j)
-			}
-			return nil
-		})
-		if err != nil {
-			if errors.Is(err, objectstore.ErrNoSuchBucket) {
-				return nil, errJob("Bucket %s was deleted during the backup.", bucket)
-			}
-			return nil, err
+			j.BytesTransferred += n
 		}
+		j.Objects++
+		j.BackupSizeInBytes += e.Size
+		if time.Since(lastSave) >= progressEvery {
+			lastSave = time.Now()
+			return s.saveJob(ctx, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, walkError(bucket, err)
 	}
 	pt, err := w.Commit(ctx)
 	if err != nil {
@@ -172,7 +179,69 @@ func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string
 	if err := s.recordPoint(ctx, rp); err != nil {
 		return nil, err
 	}
+	if len(j.RecoveryPointTags) > 0 {
+		// The plan rule's tags; the point is there with or without them.
+		if err := s.cat.TagResource(ctx, j.AccountID, rp.ARN, j.RecoveryPointTags); err != nil {
+			s.log.Warn("tag recovery point", "point", rp.ARN, "err", err)
+		}
+	}
 	return rp, nil
+}
+
+// walkAt calls fn with each key's newest version last modified no later
+// than at, in key order, leaving out the keys whose such version is a
+// delete marker: the bucket as it was at that instant.
+func (s *Service) walkAt(ctx context.Context, bucket string, at time.Time, fn func(*objectstore.Version) error) error {
+	var cur string
+	resolved := false
+	cursor := objectstore.VersionCursor{}
+	for more := true; more; {
+		var err error
+		cursor, more, err = s.store.WalkVersions(ctx, bucket, cursor, walkPage, func(ver *objectstore.Version) error {
+			if ver.Key != cur {
+				cur, resolved = ver.Key, false
+			}
+			if resolved || ver.LastModified.After(at) {
+				return nil
+			}
+			resolved = true
+			if ver.DeleteMarker {
+				return nil
+			}
+			return fn(ver)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkError is what a backup's walk of bucket ends with.
+func walkError(bucket string, err error) error {
+	if errors.Is(err, objectstore.ErrNoSuchBucket) {
+		return errJob("Bucket %s was deleted during the backup.", bucket)
+	}
+	return err
+}
+
+// PercentDone is how far a job has come, from 0 to 100: the mean of its
+// shares of the objects and of the bytes the bucket held at its instant.
+// Both shares count objects unchanged since the previous point, which the
+// job records without reading. Only a completed job is at 100; a failed
+// or stopped one stays where it stopped.
+func (j *BackupJob) PercentDone() float64 {
+	if j.State == JobCompleted {
+		return 100
+	}
+	if j.ExpectedObjects <= 0 {
+		return 0 // not counted yet
+	}
+	share := min(float64(j.Objects)/float64(j.ExpectedObjects), 1)
+	if j.ExpectedBytes > 0 {
+		share = (share + min(float64(j.BackupSizeInBytes)/float64(j.ExpectedBytes), 1)) / 2
+	}
+	return min(100*share, 99.9)
 }
 
 func entryOf(ver *objectstore.Version) vault.Entry {
@@ -286,35 +355,83 @@ func (s *Service) restoreBucket(ctx context.Context, j *RestoreJob, p *RecoveryP
 		return errJob("Bucket %s belongs to another account.", plan.bucket)
 	}
 	versioned := b.Versioning == objectstore.VersioningEnabled
-	v, err := s.vault(ctx, j.AccountID, p.VaultName)
+	defer s.jobRunning(kindRestore)()
+	v, err := s.pointVault(ctx, p)
 	if err != nil {
 		return fmt.Errorf("open vault %s: %w", p.VaultName, err)
 	}
+	// Objects are restored restoreWorkers at a time: each write ends with
+	// an fsync, which one writer at a time would wait on in turn. A key
+	// appears once in a point, so the order between keys does not matter.
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan restoreItem)
+	var mu sync.Mutex // guards j's counters
+	for range restoreWorkers {
+		g.Go(func() error {
+			for it := range work {
+				restored, err := s.restoreEntry(gctx, v, plan, versioned, j.AccountID, it.e, it.ref)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				if restored {
+					j.ObjectsRestored++
+					j.BytesRestored += it.e.Size
+				} else {
+					j.ObjectsSkipped++
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
 	lastSave := time.Now()
-	return v.Entries(ctx, p.PointID, func(e vault.Entry, ref vault.ObjectRef) error {
+	err = v.Entries(gctx, p.PointID, func(e vault.Entry, ref vault.ObjectRef) error {
 		if !plan.selects(e.Key) {
 			return nil
 		}
-		cur, err := s.store.HeadObject(ctx, plan.bucket, e.Key, "")
-		exists := err == nil && !cur.DeleteMarker
-		switch {
-		case exists && cur.ETag == e.ETag && cur.Size == e.Size:
-			j.ObjectsSkipped++
-		case exists && !versioned:
-			j.ObjectsSkipped++
-		default:
-			if err := s.restoreObject(ctx, v, plan.bucket, j.AccountID, e, ref); err != nil {
-				return err
-			}
-			j.ObjectsRestored++
-			j.BytesRestored += e.Size
+		select {
+		case work <- restoreItem{e, ref}:
+		case <-gctx.Done():
+			return gctx.Err()
 		}
 		if time.Since(lastSave) >= progressEvery {
 			lastSave = time.Now()
-			return s.saveRestore(ctx, j)
+			mu.Lock()
+			snapshot := *j
+			mu.Unlock()
+			return s.saveRestore(ctx, &snapshot)
 		}
 		return nil
 	})
+	close(work)
+	if werr := g.Wait(); werr != nil {
+		return werr // the first failure; Entries then stopped for it
+	}
+	return err
+}
+
+// restoreWorkers is how many objects a restore writes at once.
+const restoreWorkers = 8
+
+type restoreItem struct {
+	e   vault.Entry
+	ref vault.ObjectRef
+}
+
+// restoreEntry restores one entry unless the bucket's current version has
+// its data already, or the bucket is not versioned and has the key (a write
+// would destroy the current object). It reports whether it wrote.
+func (s *Service) restoreEntry(ctx context.Context, v *vault.Vault, plan *restorePlan, versioned bool, owner string, e vault.Entry, ref vault.ObjectRef) (bool, error) {
+	cur, err := s.store.HeadObject(ctx, plan.bucket, e.Key, "")
+	exists := err == nil && !cur.DeleteMarker
+	if exists && (!versioned || cur.ETag == e.ETag && cur.Size == e.Size) {
+		return false, nil
+	}
+	if err := s.restoreObject(ctx, v, plan.bucket, owner, e, ref); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // restoreObject writes one entry as a new version, checking the vault's

@@ -254,8 +254,12 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if err := s.checkCompletion(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
-	// Lifecycle runs on the same clock: expired recovery points go.
+	// Lifecycle runs on the same clock: expired recovery points go, those
+	// due for cold storage move.
 	if _, err := s.jobs.ExpirePoints(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.jobs.MovePoints(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -527,8 +531,8 @@ func (s *Service) RecordExpired(ctx context.Context, account string, in StartBac
 }
 
 // checkCompletion finds scheduled jobs still running past their completion
-// window. The Service cannot stop a single job yet, so the run is marked
-// overdue and logged; the job ends as it would have.
+// window and cancels them: each ends ABORTED with AWS's message, without
+// its recovery point, and its run is marked overdue.
 func (s *Scheduler) checkCompletion(ctx context.Context, now time.Time) error {
 	var overdue []ScheduledRun
 	var accounts []string

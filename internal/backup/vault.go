@@ -24,7 +24,16 @@ type Vault struct {
 	CreatorRequestID       string
 	CreationDate           time.Time
 	NumberOfRecoveryPoints int64
-	Locked                 bool
+	// Locked says a Backup Vault Lock protects the vault (lock.go): from
+	// PutVaultLock on, no caller deletes its recovery points before their
+	// retention ends nor shortens their retention. MinRetentionDays and
+	// MaxRetentionDays bound the retention of new points (nil: no bound).
+	// LockDate is set in compliance mode only: from it on the lock is
+	// immutable and the vault cannot be deleted.
+	Locked           bool
+	MinRetentionDays *int64     `json:",omitempty"`
+	MaxRetentionDays *int64     `json:",omitempty"`
+	LockDate         *time.Time `json:",omitempty"`
 }
 
 // VaultARN returns the ARN of a vault of the catalog's region.
@@ -169,7 +178,9 @@ func (c *Catalog) ListVaults(ctx context.Context, account string) ([]*Vault, err
 }
 
 // DeleteVault deletes an empty vault. The Default vault stays: AWS Backup
-// would only make it again on next use.
+// would only make it again on next use. A vault whose compliance-mode lock
+// has passed its LockDate stays too, even empty: the lock is immutable,
+// and deleting the vault would delete the lock with it.
 func (c *Catalog) DeleteVault(ctx context.Context, account, name string) error {
 	if err := c.initDefault(ctx, account); err != nil {
 		return err
@@ -181,6 +192,9 @@ func (c *Catalog) DeleteVault(ctx context.Context, account, name string) error {
 		}
 		if v.Name == defaultVaultName {
 			return errorf(ErrInvalidRequest, "The Default backup vault cannot be deleted.")
+		}
+		if v.lockImmutable(c.clock()) {
+			return errorf(ErrInvalidRequest, "Backup vault %s cannot be deleted: its vault lock in compliance mode is immutable since %s.", name, v.LockDate.Format(time.RFC3339))
 		}
 		if v.NumberOfRecoveryPoints > 0 {
 			return errorf(ErrInvalidRequest, "Backup vault cannot be deleted because it contains recovery points.")

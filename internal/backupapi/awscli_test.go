@@ -125,8 +125,8 @@ func TestCLIVaults(t *testing.T) {
 	if !reflect.DeepEqual(rt["ResourceTypes"], []any{"S3"}) {
 		t.Fatalf("resource types: %v", rt)
 	}
-	stderr := a.fail("NotImplementedException", "backup", "list-copy-jobs")
-	if !strings.Contains(stderr, "ListCopyJobs") {
+	stderr := a.fail("NotImplementedException", "backup", "list-frameworks")
+	if !strings.Contains(stderr, "ListFrameworks") {
 		t.Fatalf("unimplemented operation not named: %s", stderr)
 	}
 }

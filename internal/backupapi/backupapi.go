@@ -91,6 +91,7 @@ func New(cfg Config) *Handler {
 	h.mux = http.NewServeMux()
 	h.routes()
 	h.jobRoutes()
+	h.copyRoutes()
 	return h
 }
 
@@ -112,6 +113,8 @@ func (h *Handler) routes() {
 		{"DELETE /backup-vaults/{name}", "DeleteBackupVault", deleteVault},
 		{"GET /backup-vaults/{$}", "ListBackupVaults", listVaults},
 		{"GET /backup-vaults", "ListBackupVaults", listVaults},
+		{"PUT /backup-vaults/{name}/vault-lock", "PutBackupVaultLockConfiguration", putVaultLock},
+		{"DELETE /backup-vaults/{name}/vault-lock", "DeleteBackupVaultLockConfiguration", deleteVaultLock},
 		{"PUT /backup/plans/{$}", "CreateBackupPlan", createPlan},
 		{"GET /backup/plans/{$}", "ListBackupPlans", listPlans},
 		{"PUT /backup/plans", "CreateBackupPlan", createPlan},

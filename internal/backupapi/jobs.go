@@ -3,6 +3,7 @@ package backupapi
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup"
@@ -29,9 +30,15 @@ func (h *Handler) jobRoutes() {
 		{"GET /backup-vaults/{name}/recovery-points", "ListRecoveryPointsByBackupVault", listPointsByVault},
 		{"GET /backup-vaults/{name}/recovery-points/{arn}", "DescribeRecoveryPoint", describePoint},
 		{"DELETE /backup-vaults/{name}/recovery-points/{arn}", "DeleteRecoveryPoint", deletePoint},
+		{"POST /backup-vaults/{name}/recovery-points/{arn}", "UpdateRecoveryPointLifecycle", updatePointLifecycle},
 		{"GET /backup-vaults/{name}/recovery-points/{arn}/restore-metadata", "GetRecoveryPointRestoreMetadata", restoreMetadata},
 		{"GET /resources/{arn}/recovery-points/{$}", "ListRecoveryPointsByResource", listPointsByResource},
 		{"GET /resources/{arn}/recovery-points", "ListRecoveryPointsByResource", listPointsByResource},
+		{"GET /resources/{$}", "ListProtectedResources", listProtected},
+		{"GET /resources", "ListProtectedResources", listProtected},
+		{"GET /resources/{arn}", "DescribeProtectedResource", describeProtected},
+		{"GET /backup-vaults/{name}/resources/{$}", "ListProtectedResourcesByBackupVault", listProtectedByVault},
+		{"GET /backup-vaults/{name}/resources", "ListProtectedResourcesByBackupVault", listProtectedByVault},
 		{"PUT /restore-jobs", "StartRestoreJob", startRestoreJob},
 		{"PUT /restore-jobs/{$}", "StartRestoreJob", startRestoreJob},
 		{"GET /restore-jobs/{id}", "DescribeRestoreJob", describeRestoreJob},
@@ -60,20 +67,18 @@ type backupJobOut struct {
 	BackupSizeInBytes int64
 	BytesTransferred  int64
 	IsParent          bool
+	CreatedBy         *backup.CreatedBy `json:",omitempty"`
 }
 
 func renderBackupJob(j *backup.BackupJob) backupJobOut {
-	pct := "0.0"
-	if j.State == backup.JobCompleted {
-		pct = "100.0"
-	}
+	pct := strconv.FormatFloat(j.PercentDone(), 'f', 1, 64)
 	name := j.ResourceARN[len("arn:aws:s3:::"):]
 	return backupJobOut{
 		AccountId: j.AccountID, BackupJobId: j.JobID, BackupVaultName: j.VaultName, BackupVaultArn: j.VaultARN,
 		RecoveryPointArn: j.RecoveryPointARN, ResourceArn: j.ResourceARN, ResourceName: name, ResourceType: j.ResourceType,
 		IamRoleArn: j.IAMRoleARN, State: j.State, StatusMessage: j.StatusMessage, PercentDone: pct,
 		CreationDate: ts(j.CreationDate), CompletionDate: tsp(j.CompletionDate),
-		BackupSizeInBytes: j.BackupSizeInBytes, BytesTransferred: j.BytesTransferred,
+		BackupSizeInBytes: j.BackupSizeInBytes, BytesTransferred: j.BytesTransferred, CreatedBy: j.CreatedBy,
 	}
 }
 
@@ -192,25 +197,27 @@ type calculatedLifecycleOut struct {
 }
 
 type pointOut struct {
-	RecoveryPointArn    string
-	BackupVaultName     string
-	BackupVaultArn      string
-	ResourceArn         string
-	ResourceName        string
-	ResourceType        string
-	IamRoleArn          string
-	Status              string
-	StatusMessage       string `json:",omitempty"`
-	CreationDate        *epoch
-	CompletionDate      *epoch `json:",omitempty"`
-	BackupSizeInBytes   int64
-	Lifecycle           *backup.Lifecycle       `json:",omitempty"`
-	CalculatedLifecycle *calculatedLifecycleOut `json:",omitempty"`
-	EncryptionKeyArn    string                  `json:",omitempty"`
-	IsEncrypted         bool
-	StorageClass        string
-	VaultType           string
-	IsParent            bool
+	RecoveryPointArn     string
+	BackupVaultName      string
+	BackupVaultArn       string
+	SourceBackupVaultArn string            `json:",omitempty"`
+	CreatedBy            *backup.CreatedBy `json:",omitempty"`
+	ResourceArn          string
+	ResourceName         string
+	ResourceType         string
+	IamRoleArn           string
+	Status               string
+	StatusMessage        string `json:",omitempty"`
+	CreationDate         *epoch
+	CompletionDate       *epoch `json:",omitempty"`
+	BackupSizeInBytes    int64
+	Lifecycle            *backup.Lifecycle       `json:",omitempty"`
+	CalculatedLifecycle  *calculatedLifecycleOut `json:",omitempty"`
+	EncryptionKeyArn     string                  `json:",omitempty"`
+	IsEncrypted          bool
+	StorageClass         string
+	VaultType            string
+	IsParent             bool
 }
 
 func renderPoint(p *backup.RecoveryPoint) pointOut {
@@ -219,7 +226,11 @@ func renderPoint(p *backup.RecoveryPoint) pointOut {
 		ResourceName: p.ResourceARN[len("arn:aws:s3:::"):], ResourceType: p.ResourceType, IamRoleArn: p.IAMRoleARN,
 		Status: p.Status, StatusMessage: p.StatusMessage, CreationDate: ts(p.CreationDate), CompletionDate: tsp(p.CompletionDate),
 		BackupSizeInBytes: p.BackupSizeInBytes, Lifecycle: p.Lifecycle, EncryptionKeyArn: p.EncryptionKeyARN,
-		IsEncrypted: true, StorageClass: "WARM", VaultType: "BACKUP_VAULT",
+		IsEncrypted: true, StorageClass: p.StorageClass, VaultType: "BACKUP_VAULT",
+		SourceBackupVaultArn: p.SourceBackupVaultARN, CreatedBy: p.CreatedBy,
+	}
+	if o.StorageClass == "" {
+		o.StorageClass = backup.StorageWarm
 	}
 	if cl := p.CalculatedLifecycle; cl != nil {
 		o.CalculatedLifecycle = &calculatedLifecycleOut{tsp(cl.MoveToColdStorageAt), tsp(cl.DeleteAt)}

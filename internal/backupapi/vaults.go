@@ -16,6 +16,9 @@ type vaultOut struct {
 	CreatorRequestId       string `json:",omitempty"`
 	NumberOfRecoveryPoints int64
 	Locked                 bool
+	MinRetentionDays       *int64 `json:",omitempty"`
+	MaxRetentionDays       *int64 `json:",omitempty"`
+	LockDate               *epoch `json:",omitempty"`
 }
 
 func renderVault(v *backup.Vault) vaultOut {
@@ -29,6 +32,9 @@ func renderVault(v *backup.Vault) vaultOut {
 		CreatorRequestId:       v.CreatorRequestID,
 		NumberOfRecoveryPoints: v.NumberOfRecoveryPoints,
 		Locked:                 v.Locked,
+		MinRetentionDays:       v.MinRetentionDays,
+		MaxRetentionDays:       v.MaxRetentionDays,
+		LockDate:               tsp(v.LockDate),
 	}
 }
 

@@ -32,6 +32,7 @@ Commands:
   serve    run one region, alone or as part of a deployment (-config topology.yaml)
   bench    measure PUT and GET throughput of an S3 endpoint
   replication  see replication's state, retry failures, resync and compare buckets
+  backup   see backup plans' next runs and last jobs, and the recovery points of each resource
   admin    create and list accounts (the deployment's admin only)
   version  print the version
 
@@ -60,6 +61,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.bench(ctx, args[1:])
 	case "replication":
 		err = m.replication(ctx, args[1:])
+	case "backup":
+		err = m.backup(ctx, args[1:])
 	case "admin":
 		err = m.admin(ctx, args[1:])
 	case "version":

@@ -33,6 +33,7 @@ func (r *Region) adminHandler() http.Handler {
 	r.registerReplicationAPI(mux)
 	r.registerIAMSync(mux)
 	r.registerAccountsAPI(mux)
+	r.registerCopyAPI(mux)
 	v := r.verifier()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p, res, err := auth.Caller(req.Context(), v, r.keys, req, time.Now())

@@ -25,6 +25,8 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 	r.vaultKey = key
 	svc, err := backup.NewService(ctx, backup.ServiceConfig{
 		Catalog: r.Backup, Store: r.Store, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
+		Registerer: r.Registry,
+		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
 	})
 	if err != nil {
 		return err

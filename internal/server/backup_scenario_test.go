@@ -21,7 +21,8 @@ import (
 // TestReplicaIsNotABackup is the design article's core scenario: a bucket
 // replicated to another region is damaged — objects deleted, others
 // overwritten with garbage — and the damage reaches the replica too; the
-// recovery point taken before brings every object back byte-identical.
+// recovery point taken before brings every object back byte-identical, and
+// so does its copy in the other region.
 func TestReplicaIsNotABackup(t *testing.T) {
 	ctx := context.Background()
 	regions := servertest.StartRegions(t, "us-west-2", "us-east-1")
@@ -98,6 +99,21 @@ func TestReplicaIsNotABackup(t *testing.T) {
 		return d.State == "COMPLETED"
 	})
 
+	// And its copy in the other region, as a plan's copy action makes.
+	cj, err := bc.StartCopyJob(ctx, &awsbackup.StartCopyJobInput{RecoveryPointArn: point, SourceBackupVaultName: aws.String("Default"),
+		DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:Default"), IamRoleArn: role})
+	mustDo(t, err)
+	var copied *string
+	waitFor("the copy to us-east-1", func() bool {
+		d, err := bc.DescribeCopyJob(ctx, &awsbackup.DescribeCopyJobInput{CopyJobId: cj.CopyJobId})
+		mustDo(t, err)
+		if d.CopyJob.State == "FAILED" {
+			t.Fatalf("copy failed: %s", aws.ToString(d.CopyJob.StatusMessage))
+		}
+		copied = d.CopyJob.DestinationRecoveryPointArn
+		return d.CopyJob.State == "COMPLETED"
+	})
+
 	// The damage: ten objects deleted, ten overwritten with garbage.
 	for i := range 20 {
 		k := fmt.Sprintf("ledger/%02d.csv", i)
@@ -136,6 +152,27 @@ func TestReplicaIsNotABackup(t *testing.T) {
 		got, err := read(wc, "source-bucket-name", k)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s after the restore: %v", k, err)
+		}
+	}
+	// The copy in us-east-1 restores the same, there: what a region
+	// lost to an outage or an operator is still in the other one.
+	ebc := awsbackup.New(awsbackup.Options{BaseEndpoint: aws.String(east.URL()), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(servertest.AccessKey, servertest.SecretKey, "")})
+	er, err := ebc.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: copied, IamRoleArn: role,
+		Metadata: map[string]string{"DestinationBucketName": "restored-in-us-east-1", "NewBucket": "true"}})
+	mustDo(t, err)
+	waitFor("the restore from the copy", func() bool {
+		d, err := ebc.DescribeRestoreJob(ctx, &awsbackup.DescribeRestoreJobInput{RestoreJobId: er.RestoreJobId})
+		mustDo(t, err)
+		if d.Status == "FAILED" || d.Status == "ABORTED" {
+			t.Fatalf("restore from the copy: %s %s", d.Status, aws.ToString(d.StatusMessage))
+		}
+		return d.Status == "COMPLETED"
+	})
+	for k, want := range original {
+		got, err := read(ec, "restored-in-us-east-1", k)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s restored from the copy in us-east-1: %v", k, err)
 		}
 	}
 	// And the restored versions replicate in turn.

@@ -1,0 +1,152 @@
+package backupapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/bulwark/bulwark/internal/backup"
+)
+
+// copyRoutes registers the copy job operations.
+func (h *Handler) copyRoutes() {
+	if h.jobs == nil {
+		return
+	}
+	for _, r := range []struct {
+		pattern string
+		op      string
+		fn      operation
+	}{
+		{"PUT /copy-jobs", "StartCopyJob", startCopyJob},
+		{"PUT /copy-jobs/{$}", "StartCopyJob", startCopyJob},
+		{"GET /copy-jobs/{id}", "DescribeCopyJob", describeCopyJob},
+		{"GET /copy-jobs/{$}", "ListCopyJobs", listCopyJobs},
+		{"GET /copy-jobs", "ListCopyJobs", listCopyJobs},
+	} {
+		h.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { h.serve(w, req, r.op, r.fn) })
+	}
+}
+
+type copyJobOut struct {
+	AccountId                         string
+	CopyJobId                         string
+	SourceBackupVaultArn              string
+	SourceRecoveryPointArn            string
+	DestinationBackupVaultArn         string
+	DestinationRecoveryPointArn       string `json:",omitempty"`
+	DestinationRecoveryPointLifecycle *backup.Lifecycle `json:",omitempty"`
+	DestinationVaultType              string
+	ResourceArn                       string
+	ResourceName                      string
+	ResourceType                      string
+	CreationDate                      *epoch
+	CompletionDate                    *epoch `json:",omitempty"`
+	State                             string
+	StatusMessage                     string `json:",omitempty"`
+	BackupSizeInBytes                 int64
+	IamRoleArn                        string
+	CreatedBy                         *backup.CreatedBy `json:",omitempty"`
+	CreatedByBackupJobId              string            `json:",omitempty"`
+	IsParent                          bool
+}
+
+func renderCopyJob(j *backup.CopyJob) copyJobOut {
+	return copyJobOut{
+		AccountId: j.AccountID, CopyJobId: j.CopyJobID, SourceBackupVaultArn: j.SourceBackupVaultARN,
+		SourceRecoveryPointArn: j.SourceRecoveryPointARN, DestinationBackupVaultArn: j.DestinationBackupVaultARN,
+		DestinationRecoveryPointArn: j.DestinationRecoveryPointARN, DestinationRecoveryPointLifecycle: j.Lifecycle,
+		DestinationVaultType: "BACKUP_VAULT", ResourceArn: j.ResourceARN, ResourceName: resourceName(j.ResourceARN),
+		ResourceType: j.ResourceType, CreationDate: ts(j.CreationDate), CompletionDate: tsp(j.CompletionDate),
+		State: j.State, StatusMessage: j.StatusMessage, BackupSizeInBytes: j.BackupSizeInBytes, IamRoleArn: j.IAMRoleARN,
+		CreatedBy: j.CreatedBy, CreatedByBackupJobId: j.CreatedByBackupJobID,
+	}
+}
+
+// resourceName is the name part of a resource ARN (a bucket's name).
+func resourceName(arn string) string {
+	for i := len(arn) - 1; i >= 0; i-- {
+		if arn[i] == ':' {
+			return arn[i+1:]
+		}
+	}
+	return arn
+}
+
+func startCopyJob(ctx context.Context, c *call) (any, error) {
+	var in struct {
+		RecoveryPointArn          string
+		SourceBackupVaultName     string
+		DestinationBackupVaultArn string
+		IamRoleArn                string
+		IdempotencyToken          string
+		Lifecycle                 *backup.Lifecycle
+	}
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if err := c.authorize(ctx, in.RecoveryPointArn); err != nil {
+		return nil, err
+	}
+	j, err := c.h.jobs.StartCopyJob(ctx, c.account, backup.StartCopyJobInput{
+		RecoveryPointARN: in.RecoveryPointArn, SourceVaultName: in.SourceBackupVaultName,
+		DestinationVaultARN: in.DestinationBackupVaultArn, IAMRoleARN: in.IamRoleArn,
+		IdempotencyToken: in.IdempotencyToken, Lifecycle: in.Lifecycle,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		CopyJobId    string
+		CreationDate *epoch
+		IsParent     bool
+	}{j.CopyJobID, ts(j.CreationDate), false}, nil
+}
+
+func describeCopyJob(ctx context.Context, c *call) (any, error) {
+	if err := c.authorize(ctx, "*"); err != nil {
+		return nil, err
+	}
+	j, err := c.h.jobs.DescribeCopyJob(ctx, c.account, c.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	return struct{ CopyJob copyJobOut }{renderCopyJob(j)}, nil
+}
+
+func listCopyJobs(ctx context.Context, c *call) (any, error) {
+	if err := c.authorize(ctx, "*"); err != nil {
+		return nil, err
+	}
+	q := c.r.URL.Query()
+	f := backup.CopyJobFilter{ResourceARN: q.Get("resourceArn"), State: q.Get("state"),
+		DestinationVaultARN: q.Get("destinationVaultArn"), SourceRecoveryPointARN: q.Get("sourceRecoveryPointArn")}
+	var err error
+	if f.CreatedAfter, err = c.timeQuery("createdAfter"); err != nil {
+		return nil, err
+	}
+	if f.CreatedBefore, err = c.timeQuery("createdBefore"); err != nil {
+		return nil, err
+	}
+	if t := q.Get("resourceType"); t != "" && t != "S3" {
+		f.ResourceARN = "-" // selects nothing
+	}
+	if a := q.Get("accountId"); a != "" && a != c.account {
+		f.ResourceARN = "-"
+	}
+	jobs, err := c.h.jobs.ListCopyJobs(ctx, c.account, f)
+	if err != nil {
+		return nil, err
+	}
+	pg, next, err := page(c, jobs, func(j *backup.CopyJob) string { return j.CopyJobID })
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		CopyJobs  []copyJobOut
+		NextToken string `json:",omitempty"`
+	}{CopyJobs: []copyJobOut{}, NextToken: next}
+	for _, j := range pg {
+		out.CopyJobs = append(out.CopyJobs, renderCopyJob(j))
+	}
+	return out, nil
+}
