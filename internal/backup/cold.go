@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup/vault"
@@ -132,11 +133,55 @@ func (s *Service) CollectVaults(ctx context.Context) error {
 	for _, an := range dirty {
 		v, err := s.vault(ctx, an[0], an[1])
 		if err == nil {
+			err = s.dropOrphans(ctx, an[0], an[1], v)
+		}
+		if err == nil {
 			err = v.Collect(ctx)
 		}
 		if err != nil {
 			s.markDirty(an[0], an[1]) // next time
 			errs = append(errs, fmt.Errorf("collect vault %s of %s: %w", an[1], an[0], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// orphanGrace is how old a point of a repository must be, with no record
+// that places it there, before dropOrphans removes it: a job commits its
+// point to the repository just before it records it.
+var orphanGrace = time.Hour // a variable for tests
+
+// dropOrphans removes from a vault repository (tier: a vault's name, or
+// its cold tier's) the points no catalog record places there — left by a
+// crash between a repository's step and the catalog's, or by a deletion
+// whose repository step failed — so that Collect can reclaim their data.
+func (s *Service) dropOrphans(ctx context.Context, account, tier string, v *vault.Vault) error {
+	points, err := v.Points(ctx, nil)
+	if err != nil {
+		return err
+	}
+	vaultName, _, _ := strings.Cut(tier, ".")
+	var errs []error
+	for _, p := range points {
+		if time.Since(p.Created) < orphanGrace {
+			continue
+		}
+		var rp RecoveryPoint
+		var found bool
+		err := s.cat.view(ctx, func(tx meta.Tx) error {
+			var err error
+			found, err = getJSON(tx, spacePoints, key(account, vaultName, p.ID), &rp)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if found && rp.tier() == tier {
+			continue
+		}
+		s.log.Warn("vault repository holds a point no record places there: removing it", "account", account, "repository", tier, "point", p.ID)
+		if err := v.Delete(ctx, p.ID); err != nil && !errors.Is(err, vault.ErrNotFound) {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

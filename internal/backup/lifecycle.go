@@ -39,14 +39,11 @@ var errSkip = errors.New("skip")
 // returns errSkip, deletePoint returns false and no error. A point deleted
 // meanwhile is ErrNotFound.
 func (s *Service) deletePoint(ctx context.Context, rp *RecoveryPoint, allow func(v *Vault, cur *RecoveryPoint) error) (bool, error) {
-	v, err := s.pointVault(ctx, rp)
-	if err != nil {
-		return false, err
-	}
 	// The record goes first: a point without a record is garbage the vault
 	// reclaims; a record without its point would be a lie.
 	k := key(rp.AccountID, rp.VaultName, rp.PointID)
-	err = s.cat.update(ctx, func(tx meta.Tx) error {
+	var deleted *RecoveryPoint // as the transaction found it: in which tier
+	err := s.cat.update(ctx, func(tx meta.Tx) error {
 		vr, err := getVault(tx, rp.AccountID, rp.VaultName)
 		if err != nil {
 			return err
@@ -60,6 +57,7 @@ func (s *Service) deletePoint(ctx context.Context, rp *RecoveryPoint, allow func
 		if err := allow(vr, cur); err != nil {
 			return err
 		}
+		deleted = cur
 		if vr.NumberOfRecoveryPoints > 0 {
 			vr.NumberOfRecoveryPoints--
 		}
@@ -77,8 +75,12 @@ func (s *Service) deletePoint(ctx context.Context, rp *RecoveryPoint, allow func
 	if err != nil {
 		return false, err
 	}
-	s.markDirty(rp.AccountID, rp.tier())
-	if err := v.Delete(ctx, rp.PointID); err != nil {
+	s.markDirty(rp.AccountID, deleted.tier())
+	v, err := s.pointVault(ctx, deleted)
+	if err == nil {
+		err = v.Delete(ctx, rp.PointID)
+	}
+	if err != nil {
 		s.log.Warn("delete recovery point from its vault; the vault's collection will reclaim it", "point", rp.ARN, "err", err)
 	}
 	return true, nil

@@ -12,7 +12,7 @@ import (
 )
 
 // These tests sit inside the package: a point in cold storage can only be
-// made by writing its record, as no lifecycle moves points to cold yet.
+// made directly by writing its record.
 
 // lockEnv is a catalog and job service on a clock the test moves, with no
 // object store: nothing here reads a bucket.
