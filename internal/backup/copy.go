@@ -293,6 +293,7 @@ func (s *Service) copyOnce(ctx context.Context, j *CopyJob) (vault.TransferStats
 	if err != nil {
 		return st, err
 	}
+	defer s.jobRunning(kindCopy)()
 	created := p.CreationDate
 	in := CopyIn{AccountID: j.DestAccount, VaultName: j.DestVault, PointID: j.DestPointID, Point: RecoveryPoint{
 		AccountID: j.DestAccount, ResourceARN: p.ResourceARN, ResourceType: p.ResourceType, IAMRoleARN: j.IAMRoleARN,

@@ -527,6 +527,7 @@ func (s *Service) RecordExpired(ctx context.Context, account string, in StartBac
 	if err := s.saveJob(ctx, j); err != nil {
 		return nil, err
 	}
+	s.observeJob(kindBackup, JobExpired, ended, ended, 0, 0) // it never ran
 	return j, nil
 }
 
