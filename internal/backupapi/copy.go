@@ -33,7 +33,7 @@ type copyJobOut struct {
 	SourceBackupVaultArn              string
 	SourceRecoveryPointArn            string
 	DestinationBackupVaultArn         string
-	DestinationRecoveryPointArn       string `json:",omitempty"`
+	DestinationRecoveryPointArn       string            `json:",omitempty"`
 	DestinationRecoveryPointLifecycle *backup.Lifecycle `json:",omitempty"`
 	DestinationVaultType              string
 	ResourceArn                       string
