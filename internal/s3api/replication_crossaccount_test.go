@@ -79,7 +79,13 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The engine records the failure beside the object's status, not in
+	// the same transaction: look until it shows.
 	st, err := west.Replication.Status(ctx, "prod-data")
+	for err == nil && (len(st) != 1 || len(st[0].Failures) != 1) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		st, err = west.Replication.Status(ctx, "prod-data")
+	}
 	if err != nil || len(st) != 1 || len(st[0].Failures) != 1 {
 		t.Fatalf("replication status: %+v %v", st, err)
 	}
