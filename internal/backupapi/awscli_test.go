@@ -1,10 +1,6 @@
 package backupapi_test
 
 import (
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,64 +8,9 @@ import (
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
-type awsCLI struct {
-	t        *testing.T
-	bin      string
-	endpoint string
-	home     string
-}
-
-func (e *env) cli() *awsCLI {
-	return &awsCLI{t: e.t, bin: servertest.RequireTool(e.t, "aws"), endpoint: e.url, home: e.t.TempDir()}
-}
-
-// exec runs an aws command as the root user and returns its output, its
-// stderr and whether it succeeded.
-func (a *awsCLI) exec(args ...string) (map[string]any, string, bool) {
-	a.t.Helper()
-	cmd := exec.Command(a.bin, append([]string{"--endpoint-url", a.endpoint, "--output", "json"}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+rootAccess,
-		"AWS_SECRET_ACCESS_KEY="+rootSecret,
-		"AWS_SESSION_TOKEN=",
-		"AWS_DEFAULT_REGION="+region,
-		"AWS_CONFIG_FILE="+filepath.Join(a.home, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(a.home, "credentials"),
-		"AWS_PAGER=",
-		"AWS_MAX_ATTEMPTS=1",
-	)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, stderr.String(), false
-	}
-	res := map[string]any{}
-	if len(strings.TrimSpace(string(out))) > 0 {
-		if err := json.Unmarshal(out, &res); err != nil {
-			a.t.Fatalf("aws %s: output %q: %v", strings.Join(args, " "), out, err)
-		}
-	}
-	return res, "", true
-}
-
-func (a *awsCLI) run(args ...string) map[string]any {
-	a.t.Helper()
-	res, stderr, ok := a.exec(args...)
-	if !ok {
-		a.t.Fatalf("aws %s: %s", strings.Join(args, " "), stderr)
-	}
-	return res
-}
-
-// fail runs an aws command that must fail with code.
-func (a *awsCLI) fail(code string, args ...string) string {
-	a.t.Helper()
-	_, stderr, ok := a.exec(args...)
-	if ok || !strings.Contains(stderr, "("+code+")") {
-		a.t.Fatalf("aws %s: want %s, got ok=%v %s", strings.Join(args, " "), code, ok, stderr)
-	}
-	return stderr
+// cli is the aws CLI aimed at the env's handler, as the root user.
+func (e *env) cli() *servertest.CLI {
+	return servertest.NewCLI(e.t, e.url, region, rootAccess, rootSecret)
 }
 
 func field(m any, path ...string) any {
@@ -90,42 +31,42 @@ const articlePlan = `{"BackupPlanName":"s3-daily-backup","Rules":[{"RuleName":"d
 func TestCLIVaults(t *testing.T) {
 	e := newEnv(t)
 	a := e.cli()
-	out := a.run("backup", "create-backup-vault", "--backup-vault-name", "v1", "--backup-vault-tags", "team=a")
+	out := a.Run("backup", "create-backup-vault", "--backup-vault-name", "v1", "--backup-vault-tags", "team=a")
 	arn := "arn:aws:backup:us-east-1:" + account + ":backup-vault:v1"
 	if out["BackupVaultArn"] != arn || out["BackupVaultName"] != "v1" || out["CreationDate"] == nil {
 		t.Fatalf("create: %v", out)
 	}
-	a.fail("AlreadyExistsException", "backup", "create-backup-vault", "--backup-vault-name", "v1")
-	a.fail("InvalidParameterValueException", "backup", "create-backup-vault", "--backup-vault-name", "bad.name")
-	d := a.run("backup", "describe-backup-vault", "--backup-vault-name", "v1")
+	a.Fail("AlreadyExistsException", "backup", "create-backup-vault", "--backup-vault-name", "v1")
+	a.Fail("InvalidParameterValueException", "backup", "create-backup-vault", "--backup-vault-name", "bad.name")
+	d := a.Run("backup", "describe-backup-vault", "--backup-vault-name", "v1")
 	if d["BackupVaultArn"] != arn || d["NumberOfRecoveryPoints"] != float64(0) || d["Locked"] != false ||
 		!strings.HasPrefix(d["EncryptionKeyArn"].(string), "arn:aws:kms:us-east-1:"+account+":key/") {
 		t.Fatalf("describe: %v", d)
 	}
-	a.fail("ResourceNotFoundException", "backup", "describe-backup-vault", "--backup-vault-name", "nope")
-	l := a.run("backup", "list-backup-vaults")
+	a.Fail("ResourceNotFoundException", "backup", "describe-backup-vault", "--backup-vault-name", "nope")
+	l := a.Run("backup", "list-backup-vaults")
 	list := l["BackupVaultList"].([]any)
 	if len(list) != 2 || field(list[0], "BackupVaultName") != "Default" || field(list[1], "BackupVaultName") != "v1" {
 		t.Fatalf("list: %v", l)
 	}
-	tags := a.run("backup", "list-tags", "--resource-arn", arn)
+	tags := a.Run("backup", "list-tags", "--resource-arn", arn)
 	if !reflect.DeepEqual(tags["Tags"], map[string]any{"team": "a"}) {
 		t.Fatalf("tags: %v", tags)
 	}
-	a.run("backup", "tag-resource", "--resource-arn", arn, "--tags", "env=prod")
-	a.run("backup", "untag-resource", "--resource-arn", arn, "--tag-key-list", "team")
-	tags = a.run("backup", "list-tags", "--resource-arn", arn)
+	a.Run("backup", "tag-resource", "--resource-arn", arn, "--tags", "env=prod")
+	a.Run("backup", "untag-resource", "--resource-arn", arn, "--tag-key-list", "team")
+	tags = a.Run("backup", "list-tags", "--resource-arn", arn)
 	if !reflect.DeepEqual(tags["Tags"], map[string]any{"env": "prod"}) {
 		t.Fatalf("tags after tag/untag: %v", tags)
 	}
-	a.fail("InvalidRequestException", "backup", "delete-backup-vault", "--backup-vault-name", "Default")
-	a.run("backup", "delete-backup-vault", "--backup-vault-name", "v1")
-	a.fail("ResourceNotFoundException", "backup", "delete-backup-vault", "--backup-vault-name", "v1")
-	rt := a.run("backup", "get-supported-resource-types")
+	a.Fail("InvalidRequestException", "backup", "delete-backup-vault", "--backup-vault-name", "Default")
+	a.Run("backup", "delete-backup-vault", "--backup-vault-name", "v1")
+	a.Fail("ResourceNotFoundException", "backup", "delete-backup-vault", "--backup-vault-name", "v1")
+	rt := a.Run("backup", "get-supported-resource-types")
 	if !reflect.DeepEqual(rt["ResourceTypes"], []any{"S3"}) {
 		t.Fatalf("resource types: %v", rt)
 	}
-	stderr := a.fail("NotImplementedException", "backup", "list-frameworks")
+	stderr := a.Fail("NotImplementedException", "backup", "list-frameworks")
 	if !strings.Contains(stderr, "ListFrameworks") {
 		t.Fatalf("unimplemented operation not named: %s", stderr)
 	}
@@ -134,13 +75,13 @@ func TestCLIVaults(t *testing.T) {
 func TestCLIPlanArticle(t *testing.T) {
 	e := newEnv(t)
 	a := e.cli()
-	created := a.run("backup", "create-backup-plan", "--backup-plan", articlePlan)
+	created := a.Run("backup", "create-backup-plan", "--backup-plan", articlePlan)
 	id, _ := created["BackupPlanId"].(string)
 	v1, _ := created["VersionId"].(string)
 	if id == "" || v1 == "" || created["BackupPlanArn"] != "arn:aws:backup:us-east-1:"+account+":backup-plan:"+id {
 		t.Fatalf("create: %v", created)
 	}
-	got := a.run("backup", "get-backup-plan", "--backup-plan-id", id)
+	got := a.Run("backup", "get-backup-plan", "--backup-plan-id", id)
 	if got["VersionId"] != v1 || got["BackupPlanId"] != id || got["BackupPlanArn"] != created["BackupPlanArn"] {
 		t.Fatalf("get: %v", got)
 	}
@@ -169,45 +110,45 @@ func TestCLIPlanArticle(t *testing.T) {
 		t.Error("rule has no RuleId")
 	}
 
-	updated := a.run("backup", "update-backup-plan", "--backup-plan-id", id, "--backup-plan",
+	updated := a.Run("backup", "update-backup-plan", "--backup-plan-id", id, "--backup-plan",
 		strings.Replace(articlePlan, "cron(0 2 * * ? *)", "cron(0 3 * * ? *)", 1))
 	v2, _ := updated["VersionId"].(string)
 	if v2 == "" || v2 == v1 {
 		t.Fatalf("update kept version %s: %v", v1, updated)
 	}
-	versions := a.run("backup", "list-backup-plan-versions", "--backup-plan-id", id)["BackupPlanVersionsList"].([]any)
+	versions := a.Run("backup", "list-backup-plan-versions", "--backup-plan-id", id)["BackupPlanVersionsList"].([]any)
 	if len(versions) != 2 || field(versions[0], "VersionId") != v2 || field(versions[1], "VersionId") != v1 {
 		t.Fatalf("versions: %v", versions)
 	}
-	old := a.run("backup", "get-backup-plan", "--backup-plan-id", id, "--version-id", v1)
+	old := a.Run("backup", "get-backup-plan", "--backup-plan-id", id, "--version-id", v1)
 	if field(old["BackupPlan"].(map[string]any)["Rules"].([]any)[0], "ScheduleExpression") != "cron(0 2 * * ? *)" {
 		t.Fatalf("old version: %v", old)
 	}
 
 	sel := `{"SelectionName":"source-bucket","IamRoleArn":"arn:aws:iam::` + account + `:role/service-role/AWSBackupDefaultServiceRole","Resources":["arn:aws:s3:::source-bucket-name"]}`
-	s := a.run("backup", "create-backup-selection", "--backup-plan-id", id, "--backup-selection", sel)
+	s := a.Run("backup", "create-backup-selection", "--backup-plan-id", id, "--backup-selection", sel)
 	sid, _ := s["SelectionId"].(string)
 	if sid == "" || s["BackupPlanId"] != id {
 		t.Fatalf("selection: %v", s)
 	}
-	gs := a.run("backup", "get-backup-selection", "--backup-plan-id", id, "--selection-id", sid)
+	gs := a.Run("backup", "get-backup-selection", "--backup-plan-id", id, "--selection-id", sid)
 	if !reflect.DeepEqual(field(gs, "BackupSelection", "Resources"), []any{"arn:aws:s3:::source-bucket-name"}) {
 		t.Fatalf("get selection: %v", gs)
 	}
-	ls := a.run("backup", "list-backup-selections", "--backup-plan-id", id)["BackupSelectionsList"].([]any)
+	ls := a.Run("backup", "list-backup-selections", "--backup-plan-id", id)["BackupSelectionsList"].([]any)
 	if len(ls) != 1 || field(ls[0], "SelectionId") != sid {
 		t.Fatalf("list selections: %v", ls)
 	}
-	a.fail("InvalidRequestException", "backup", "delete-backup-plan", "--backup-plan-id", id)
-	a.run("backup", "delete-backup-selection", "--backup-plan-id", id, "--selection-id", sid)
-	del := a.run("backup", "delete-backup-plan", "--backup-plan-id", id)
+	a.Fail("InvalidRequestException", "backup", "delete-backup-plan", "--backup-plan-id", id)
+	a.Run("backup", "delete-backup-selection", "--backup-plan-id", id, "--selection-id", sid)
+	del := a.Run("backup", "delete-backup-plan", "--backup-plan-id", id)
 	if del["DeletionDate"] == nil || del["BackupPlanId"] != id {
 		t.Fatalf("delete: %v", del)
 	}
-	if l := a.run("backup", "list-backup-plans")["BackupPlansList"].([]any); len(l) != 0 {
+	if l := a.Run("backup", "list-backup-plans")["BackupPlansList"].([]any); len(l) != 0 {
 		t.Fatalf("deleted plan listed: %v", l)
 	}
-	if l := a.run("backup", "list-backup-plans", "--include-deleted")["BackupPlansList"].([]any); len(l) != 1 {
+	if l := a.Run("backup", "list-backup-plans", "--include-deleted")["BackupPlansList"].([]any); len(l) != 1 {
 		t.Fatalf("deleted plan not listed with --include-deleted: %v", l)
 	}
 }
@@ -217,10 +158,10 @@ func TestCLIPlanRejections(t *testing.T) {
 	a := e.cli()
 	// Bad JSON never leaves the CLI; the service sees it through
 	// GetBackupPlanFromJSON.
-	if _, _, ok := a.exec("backup", "create-backup-plan", "--backup-plan", `{"BackupPlanName":`); ok {
+	if _, _, ok := a.Exec("backup", "create-backup-plan", "--backup-plan", `{"BackupPlanName":`); ok {
 		t.Fatal("bad JSON accepted")
 	}
-	a.fail("InvalidParameterValueException", "backup", "get-backup-plan-from-json", "--backup-plan-template-json", `{"BackupPlanName":`)
+	a.Fail("InvalidParameterValueException", "backup", "get-backup-plan-from-json", "--backup-plan-template-json", `{"BackupPlanName":`)
 	for name, c := range map[string]struct{ old, new, code string }{
 		"unknown vault":      {`"TargetBackupVaultName":"Default"`, `"TargetBackupVaultName":"nope"`, "InvalidParameterValueException"},
 		"both day fields":    {`cron(0 2 * * ? *)`, `cron(0 2 * * * *)`, "InvalidParameterValueException"},
@@ -231,14 +172,14 @@ func TestCLIPlanRejections(t *testing.T) {
 		if doc == articlePlan {
 			t.Fatalf("%s: replacement did not apply", name)
 		}
-		a.fail(c.code, "backup", "create-backup-plan", "--backup-plan", doc)
+		a.Fail(c.code, "backup", "create-backup-plan", "--backup-plan", doc)
 	}
-	if l := a.run("backup", "list-backup-plans", "--include-deleted")["BackupPlansList"].([]any); len(l) != 0 {
+	if l := a.Run("backup", "list-backup-plans", "--include-deleted")["BackupPlansList"].([]any); len(l) != 0 {
 		t.Fatalf("rejected plans stored: %v", l)
 	}
-	fromJSON := a.run("backup", "get-backup-plan-from-json", "--backup-plan-template-json", articlePlan)
+	fromJSON := a.Run("backup", "get-backup-plan-from-json", "--backup-plan-template-json", articlePlan)
 	if field(fromJSON, "BackupPlan", "BackupPlanName") != "s3-daily-backup" {
 		t.Fatalf("from JSON: %v", fromJSON)
 	}
-	a.fail("ResourceNotFoundException", "backup", "get-backup-plan", "--backup-plan-id", "no-such-plan")
+	a.Fail("ResourceNotFoundException", "backup", "get-backup-plan", "--backup-plan-id", "no-such-plan")
 }

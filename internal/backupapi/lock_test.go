@@ -332,29 +332,29 @@ func TestVaultLockRecoveryPoints(t *testing.T) {
 // The README's commands, through the aws CLI.
 func TestCLIVaultLock(t *testing.T) {
 	e := newLockRegion(t)
-	a := &awsCLI{t: t, bin: servertest.RequireTool(t, "aws"), endpoint: e.r.URL(), home: t.TempDir()}
+	a := servertest.NewCLI(t, e.r.URL(), region, rootAccess, rootSecret)
 	e.bucket("ledger-data")
-	a.run("backup", "create-backup-vault", "--backup-vault-name", "ledger")
-	a.fail("InvalidParameterValueException", "backup", "put-backup-vault-lock-configuration", "--backup-vault-name", "ledger",
+	a.Run("backup", "create-backup-vault", "--backup-vault-name", "ledger")
+	a.Fail("InvalidParameterValueException", "backup", "put-backup-vault-lock-configuration", "--backup-vault-name", "ledger",
 		"--min-retention-days", "7", "--changeable-for-days", "1")
-	a.run("backup", "put-backup-vault-lock-configuration", "--backup-vault-name", "ledger",
+	a.Run("backup", "put-backup-vault-lock-configuration", "--backup-vault-name", "ledger",
 		"--min-retention-days", "7", "--max-retention-days", "365", "--changeable-for-days", "3")
-	d := a.run("backup", "describe-backup-vault", "--backup-vault-name", "ledger")
+	d := a.Run("backup", "describe-backup-vault", "--backup-vault-name", "ledger")
 	if d["Locked"] != true || d["MinRetentionDays"] != float64(7) || d["MaxRetentionDays"] != float64(365) || d["LockDate"] == nil {
 		t.Fatalf("describe: %v", d)
 	}
 	job := e.backup("ledger", "ledger-data", &types.Lifecycle{DeleteAfterDays: aws.Int64(30)})
 	point := aws.ToString(job.RecoveryPointArn)
-	a.fail("InvalidRequestException", "backup", "delete-recovery-point", "--backup-vault-name", "ledger", "--recovery-point-arn", point)
-	a.fail("InvalidRequestException", "backup", "update-recovery-point-lifecycle", "--backup-vault-name", "ledger",
+	a.Fail("InvalidRequestException", "backup", "delete-recovery-point", "--backup-vault-name", "ledger", "--recovery-point-arn", point)
+	a.Fail("InvalidRequestException", "backup", "update-recovery-point-lifecycle", "--backup-vault-name", "ledger",
 		"--recovery-point-arn", point, "--lifecycle", "DeleteAfterDays=10")
-	out := a.run("backup", "update-recovery-point-lifecycle", "--backup-vault-name", "ledger",
+	out := a.Run("backup", "update-recovery-point-lifecycle", "--backup-vault-name", "ledger",
 		"--recovery-point-arn", point, "--lifecycle", "DeleteAfterDays=90")
 	if out["RecoveryPointArn"] != point || field(out, "Lifecycle", "DeleteAfterDays") != float64(90) || field(out, "CalculatedLifecycle", "DeleteAt") == nil {
 		t.Fatalf("update: %v", out)
 	}
-	a.run("backup", "delete-backup-vault-lock-configuration", "--backup-vault-name", "ledger")
-	if d := a.run("backup", "describe-backup-vault", "--backup-vault-name", "ledger"); d["Locked"] != false {
+	a.Run("backup", "delete-backup-vault-lock-configuration", "--backup-vault-name", "ledger")
+	if d := a.Run("backup", "describe-backup-vault", "--backup-vault-name", "ledger"); d["Locked"] != false {
 		t.Fatalf("describe after delete: %v", d)
 	}
 }

@@ -54,7 +54,7 @@ func sameTree(t *testing.T, a, b map[string][]byte) {
 // change and a deletion, sync --delete, then down into an empty directory.
 func TestAWSCLISync(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
-	cli := newAWSCLI(t, r)
+	cli := servertest.AWSCLI(t, r)
 	src := t.TempDir()
 	for i := 0; i < 500; i++ {
 		p := filepath.Join(src, fmt.Sprintf("d%02d", i%17), fmt.Sprintf("sub%d", i%3), fmt.Sprintf("file %03d.txt", i))
@@ -65,8 +65,8 @@ func TestAWSCLISync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cli.run("s3api", "create-bucket", "--bucket", "sync", "--create-bucket-configuration", "LocationConstraint=us-west-2")
-	cli.run("s3", "sync", src, "s3://sync/tree/")
+	cli.Run("s3api", "create-bucket", "--bucket", "sync", "--create-bucket-configuration", "LocationConstraint=us-west-2")
+	cli.Run("s3", "sync", src, "s3://sync/tree/")
 	// One change (a different size, so sync notices) and one deletion.
 	changed := filepath.Join(src, "d01", "sub1", "file 001.txt")
 	if err := os.WriteFile(changed, []byte("changed content, longer than before\n"), 0o600); err != nil {
@@ -75,21 +75,21 @@ func TestAWSCLISync(t *testing.T) {
 	if err := os.Remove(filepath.Join(src, "d02", "sub2", "file 002.txt")); err != nil {
 		t.Fatal(err)
 	}
-	cli.run("s3", "sync", "--delete", src, "s3://sync/tree/")
+	cli.Run("s3", "sync", "--delete", src, "s3://sync/tree/")
 	down := t.TempDir()
-	cli.run("s3", "sync", "s3://sync/tree/", down)
+	cli.Run("s3", "sync", "s3://sync/tree/", down)
 	sameTree(t, treeOf(t, src), treeOf(t, down))
 
 	// mv moves an object: the source is gone afterwards.
-	cli.run("s3", "mv", "s3://sync/tree/d01/sub1/file 001.txt", "s3://sync/moved.txt")
+	cli.Run("s3", "mv", "s3://sync/tree/d01/sub1/file 001.txt", "s3://sync/moved.txt")
 	got := filepath.Join(t.TempDir(), "moved.txt")
-	cli.run("s3", "cp", "s3://sync/moved.txt", got)
+	cli.Run("s3", "cp", "s3://sync/moved.txt", got)
 	if b, _ := os.ReadFile(got); string(b) != "changed content, longer than before\n" {
 		t.Fatalf("moved object reads %q", b)
 	}
 	empty := t.TempDir()
-	cli.run("s3", "rm", "--recursive", "s3://sync/tree/")
-	cli.run("s3", "sync", "s3://sync/tree/", empty)
+	cli.Run("s3", "rm", "--recursive", "s3://sync/tree/")
+	cli.Run("s3", "sync", "s3://sync/tree/", empty)
 	if n := len(treeOf(t, empty)); n != 0 {
 		t.Fatalf("%d files left under tree/ after rm --recursive", n)
 	}

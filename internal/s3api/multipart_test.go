@@ -196,21 +196,21 @@ func TestMultipartChecksums(t *testing.T) {
 // comes back identical.
 func TestAWSCLIMultipartCopy(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
-	cli := newAWSCLI(t, r)
+	cli := servertest.AWSCLI(t, r)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "big.bin")
 	data := randomBytes(100 << 20)
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli.run("s3api", "create-bucket", "--bucket", "cli-mp", "--create-bucket-configuration", "LocationConstraint=us-west-2")
-	cli.run("s3", "cp", src, "s3://cli-mp/big.bin")
-	head := cli.run("s3api", "head-object", "--bucket", "cli-mp", "--key", "big.bin")
+	cli.Run("s3api", "create-bucket", "--bucket", "cli-mp", "--create-bucket-configuration", "LocationConstraint=us-west-2")
+	cli.Run("s3", "cp", src, "s3://cli-mp/big.bin")
+	head := cli.Run("s3api", "head-object", "--bucket", "cli-mp", "--key", "big.bin")
 	if etag, _ := head["ETag"].(string); len(etag) < 4 || etag[len(etag)-4:] != `-13"` {
 		t.Fatalf("100 MiB in 8 MiB parts should have a 13-part ETag, got %v", head["ETag"])
 	}
 	back := filepath.Join(dir, "back.bin")
-	cli.run("s3", "cp", "s3://cli-mp/big.bin", back)
+	cli.Run("s3", "cp", "s3://cli-mp/big.bin", back)
 	want := sha256.Sum256(data)
 	f, err := os.Open(back)
 	if err != nil {

@@ -3,7 +3,6 @@ package s3api_test
 import (
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 // presigned URLs that aws s3 presign (aws CLI v1) makes by default.
 func TestAWSCLIPresignV2(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
-	cli := newAWSCLI(t, r)
+	cli := servertest.AWSCLI(t, r)
 	c := r.Client(t)
 	createBucket(t, c, "presign")
 	const key = "dir/a b+c~!'()*.txt"
@@ -27,17 +26,7 @@ func TestAWSCLIPresignV2(t *testing.T) {
 	}
 	presign := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(cli.bin, append([]string{"--endpoint-url", cli.endpoint, "s3", "presign"}, args...)...)
-		cmd.Env = cli.env
-		out, err := cmd.Output()
-		if err != nil {
-			stderr := ""
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = string(ee.Stderr)
-			}
-			t.Fatalf("aws s3 presign %s: %v\n%s", strings.Join(args, " "), err, stderr)
-		}
-		return strings.TrimSpace(string(out))
+		return cli.Text(append([]string{"s3", "presign"}, args...)...)
 	}
 	get := func(u string) (int, string) {
 		t.Helper()

@@ -37,16 +37,16 @@ const replicationCLIConfig = `{
 func TestAWSCLIReplication(t *testing.T) {
 	regions := servertest.StartRegions(t, "us-west-2", "us-east-1")
 	west, east := regions[0], regions[1]
-	aws := newAWSCLI(t, west)
+	aws := servertest.AWSCLI(t, west)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "replication-config.json")
 	if err := os.WriteFile(file, []byte(replicationCLIConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	aws.run("s3api", "create-bucket", "--bucket", "source-bucket-name", "--create-bucket-configuration", "LocationConstraint=us-west-2")
-	aws.run("s3api", "create-bucket", "--bucket", "dest-bucket-name-us-east-1", "--create-bucket-configuration", "LocationConstraint=us-east-1")
+	aws.Run("s3api", "create-bucket", "--bucket", "source-bucket-name", "--create-bucket-configuration", "LocationConstraint=us-west-2")
+	aws.Run("s3api", "create-bucket", "--bucket", "dest-bucket-name-us-east-1", "--create-bucket-configuration", "LocationConstraint=us-east-1")
 	// S3 shows us-east-1 as a null LocationConstraint.
-	if loc := aws.run("s3api", "get-bucket-location", "--bucket", "dest-bucket-name-us-east-1")["LocationConstraint"]; loc != nil {
+	if loc := aws.Run("s3api", "get-bucket-location", "--bucket", "dest-bucket-name-us-east-1")["LocationConstraint"]; loc != nil {
 		t.Fatalf("destination bucket in %v, want us-east-1 (null)", loc)
 	}
 	if _, err := east.Store.Bucket(ctx, "dest-bucket-name-us-east-1"); err != nil {
@@ -54,15 +54,15 @@ func TestAWSCLIReplication(t *testing.T) {
 	}
 
 	// The article's commands.
-	aws.run("s3api", "put-bucket-versioning", "--bucket", "source-bucket-name", "--versioning-configuration", "Status=Enabled")
-	aws.run("s3api", "put-bucket-versioning", "--bucket", "dest-bucket-name-us-east-1", "--versioning-configuration", "Status=Enabled")
-	aws.run("s3api", "put-bucket-replication", "--bucket", "source-bucket-name", "--replication-configuration", "file://"+file)
+	aws.Run("s3api", "put-bucket-versioning", "--bucket", "source-bucket-name", "--versioning-configuration", "Status=Enabled")
+	aws.Run("s3api", "put-bucket-versioning", "--bucket", "dest-bucket-name-us-east-1", "--versioning-configuration", "Status=Enabled")
+	aws.Run("s3api", "put-bucket-replication", "--bucket", "source-bucket-name", "--replication-configuration", "file://"+file)
 
 	body := filepath.Join(dir, "report.csv")
 	if err := os.WriteFile(body, []byte("quarter,revenue\nq3,42\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	put := aws.run("s3api", "put-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv", "--body", body)
+	put := aws.Run("s3api", "put-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv", "--body", body)
 	vid, _ := put["VersionId"].(string)
 	if vid == "" {
 		t.Fatalf("put-object: %v", put)
@@ -70,7 +70,7 @@ func TestAWSCLIReplication(t *testing.T) {
 	var head map[string]any
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		head = aws.try("s3api", "head-object", "--bucket", "dest-bucket-name-us-east-1", "--key", "reports/q3.csv", "--version-id", vid)
+		head = aws.Try("s3api", "head-object", "--bucket", "dest-bucket-name-us-east-1", "--key", "reports/q3.csv", "--version-id", vid)
 		if head != nil || time.Now().After(deadline) {
 			break
 		}
@@ -80,21 +80,21 @@ func TestAWSCLIReplication(t *testing.T) {
 		t.Fatalf("replica head-object: %v (put %v)", head, put)
 	}
 	out := filepath.Join(dir, "replica.csv")
-	aws.run("s3api", "get-object", "--bucket", "dest-bucket-name-us-east-1", "--key", "reports/q3.csv", "--version-id", vid, out)
+	aws.Run("s3api", "get-object", "--bucket", "dest-bucket-name-us-east-1", "--key", "reports/q3.csv", "--version-id", vid, out)
 	if got, _ := os.ReadFile(out); string(got) != "quarter,revenue\nq3,42\n" {
 		t.Fatalf("replica content %q", got)
 	}
 	for time.Now().Before(deadline) {
-		if aws.run("s3api", "head-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv")["ReplicationStatus"] == "COMPLETED" {
+		if aws.Run("s3api", "head-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv")["ReplicationStatus"] == "COMPLETED" {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st := aws.run("s3api", "head-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv")["ReplicationStatus"]; st != "COMPLETED" {
+	if st := aws.Run("s3api", "head-object", "--bucket", "source-bucket-name", "--key", "reports/q3.csv")["ReplicationStatus"]; st != "COMPLETED" {
 		t.Fatalf("source status %v, want COMPLETED", st)
 	}
 
-	got := aws.run("s3api", "get-bucket-replication", "--bucket", "source-bucket-name")["ReplicationConfiguration"]
+	got := aws.Run("s3api", "get-bucket-replication", "--bucket", "source-bucket-name")["ReplicationConfiguration"]
 	var want map[string]any
 	if err := json.Unmarshal([]byte(replicationCLIConfig), &want); err != nil {
 		t.Fatal(err)
@@ -102,5 +102,5 @@ func TestAWSCLIReplication(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("get-bucket-replication:\n got %v\nwant %v", got, want)
 	}
-	aws.run("s3api", "delete-bucket-replication", "--bucket", "source-bucket-name")
+	aws.Run("s3api", "delete-bucket-replication", "--bucket", "source-bucket-name")
 }

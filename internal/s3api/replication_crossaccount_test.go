@@ -11,19 +11,6 @@ import (
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
-// as returns a copy of an aws CLI that signs with another account's keys.
-func (a *awsCLI) as(accessKey, secretKey string) *awsCLI {
-	b := *a
-	b.env = nil
-	for _, e := range a.env {
-		if !strings.HasPrefix(e, "AWS_ACCESS_KEY_ID=") && !strings.HasPrefix(e, "AWS_SECRET_ACCESS_KEY=") {
-			b.env = append(b.env, e)
-		}
-	}
-	b.env = append(b.env, "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey)
-	return &b
-}
-
 // TestAWSCLICrossAccountReplication runs the article's replication across
 // two accounts and two regions with the aws CLI: account A's bucket in
 // us-west-2 replicates to account B's bucket in us-east-1. Without a
@@ -34,8 +21,8 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
 	regions := servertest.StartRegionsWith(t, func(c *server.Config) { c.Replication.FailedRetry = 300 * time.Millisecond },
 		"us-west-2", "us-east-1")
 	west := regions[0]
-	a := newAWSCLI(t, west)
-	b := a.as(servertest.OtherAccessKey, servertest.OtherSecretKey)
+	a := servertest.AWSCLI(t, west)
+	b := a.As(servertest.OtherAccessKey, servertest.OtherSecretKey, "")
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -45,16 +32,16 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
 		return "file://" + p
 	}
 
-	a.run("s3api", "create-bucket", "--bucket", "prod-data", "--create-bucket-configuration", "LocationConstraint=us-west-2")
-	a.run("s3api", "put-bucket-versioning", "--bucket", "prod-data", "--versioning-configuration", "Status=Enabled")
-	b.run("s3api", "create-bucket", "--bucket", "backup-data-us-east-1", "--create-bucket-configuration", "LocationConstraint=us-east-1")
-	b.run("s3api", "put-bucket-versioning", "--bucket", "backup-data-us-east-1", "--versioning-configuration", "Status=Enabled")
+	a.Run("s3api", "create-bucket", "--bucket", "prod-data", "--create-bucket-configuration", "LocationConstraint=us-west-2")
+	a.Run("s3api", "put-bucket-versioning", "--bucket", "prod-data", "--versioning-configuration", "Status=Enabled")
+	b.Run("s3api", "create-bucket", "--bucket", "backup-data-us-east-1", "--create-bucket-configuration", "LocationConstraint=us-east-1")
+	b.Run("s3api", "put-bucket-versioning", "--bucket", "backup-data-us-east-1", "--versioning-configuration", "Status=Enabled")
 
 	// Account A's replication role may also hand replicas to the
 	// destination's owner.
-	a.run("iam", "put-role-policy", "--role-name", "s3-replication-role", "--policy-name", "owner-override",
+	a.Run("iam", "put-role-policy", "--role-name", "s3-replication-role", "--policy-name", "owner-override",
 		"--policy-document", write("override.json", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ObjectOwnerOverrideToBucketOwner","Resource":"*"}]}`))
-	a.run("s3api", "put-bucket-replication", "--bucket", "prod-data", "--replication-configuration", write("replication.json", `{
+	a.Run("s3api", "put-bucket-replication", "--bucket", "prod-data", "--replication-configuration", write("replication.json", `{
   "Role": "arn:aws:iam::`+servertest.AccountID+`:role/s3-replication-role",
   "Rules": [{
     "ID": "to-backup-account", "Status": "Enabled", "Prefix": "",
@@ -66,11 +53,11 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
     }
   }]
 }`))
-	put := a.run("s3api", "put-object", "--bucket", "prod-data", "--key", "ledger.csv", "--body", strings.TrimPrefix(write("ledger.csv", "id,amount\n1,100\n"), "file://"))
+	put := a.Run("s3api", "put-object", "--bucket", "prod-data", "--key", "ledger.csv", "--body", strings.TrimPrefix(write("ledger.csv", "id,amount\n1,100\n"), "file://"))
 	vid := put["VersionId"].(string)
 
 	status := func() any {
-		return a.run("s3api", "head-object", "--bucket", "prod-data", "--key", "ledger.csv")["ReplicationStatus"]
+		return a.Run("s3api", "head-object", "--bucket", "prod-data", "--key", "ledger.csv")["ReplicationStatus"]
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for status() != "FAILED" {
@@ -95,7 +82,7 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
 	}
 
 	// Account B lets A's replication role in.
-	b.run("s3api", "put-bucket-policy", "--bucket", "backup-data-us-east-1", "--policy", write("policy.json", `{
+	b.Run("s3api", "put-bucket-policy", "--bucket", "backup-data-us-east-1", "--policy", write("policy.json", `{
   "Version": "2012-10-17",
   "Statement": [{
     "Sid": "ReplicationFromProduction",
@@ -111,18 +98,18 @@ func TestAWSCLICrossAccountReplication(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	head := b.run("s3api", "head-object", "--bucket", "backup-data-us-east-1", "--key", "ledger.csv", "--version-id", vid)
+	head := b.Run("s3api", "head-object", "--bucket", "backup-data-us-east-1", "--key", "ledger.csv", "--version-id", vid)
 	if head["ReplicationStatus"] != "REPLICA" {
 		t.Fatalf("replica: %v", head)
 	}
-	vers := b.run("s3api", "list-object-versions", "--bucket", "backup-data-us-east-1")["Versions"].([]any)
+	vers := b.Run("s3api", "list-object-versions", "--bucket", "backup-data-us-east-1")["Versions"].([]any)
 	owner := vers[0].(map[string]any)["Owner"].(map[string]any)["ID"]
 	if len(vers) != 1 || !strings.Contains(owner.(string), servertest.OtherAccountID) {
 		t.Fatalf("replica owner %v, want account B (%s): %v", owner, servertest.OtherAccountID, vers)
 	}
 	// Account A still cannot read B's bucket: the policy lets in the
 	// role's replication, nothing else.
-	if out := a.try("s3api", "get-object", "--bucket", "backup-data-us-east-1", "--key", "ledger.csv", filepath.Join(dir, "out")); out != nil {
+	if out := a.Try("s3api", "get-object", "--bucket", "backup-data-us-east-1", "--key", "ledger.csv", filepath.Join(dir, "out")); out != nil {
 		t.Fatalf("account A read account B's replica: %v", out)
 	}
 }
