@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,26 +27,15 @@ import (
 // MoveToColdStorageAt has passed at now, and returns how many it moved. The
 // scheduler runs it on its clock.
 func (s *Service) MovePoints(ctx context.Context, now time.Time) (int, error) {
-	var due []*RecoveryPoint
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spacePoints)
-		for k, raw := it.First(); k != nil; k, raw = it.Next() {
-			rp := &RecoveryPoint{}
-			if err := json.Unmarshal(raw, rp); err != nil {
-				return fmt.Errorf("decode recovery point %s: %w", k, err)
-			}
-			c := rp.CalculatedLifecycle
-			if rp.StorageClass == StorageCold || c == nil || c.MoveToColdStorageAt == nil || now.Before(*c.MoveToColdStorageAt) {
-				continue
-			}
-			if c.DeleteAt != nil && !now.Before(*c.DeleteAt) {
-				continue // expires instead
-			}
-			if rp.Status == PointCompleted || rp.Status == PointPartial {
-				due = append(due, rp)
-			}
+	due, err := s.pointsWhere(ctx, func(rp *RecoveryPoint) bool {
+		c := rp.CalculatedLifecycle
+		switch {
+		case rp.StorageClass == StorageCold || c == nil || c.MoveToColdStorageAt == nil || now.Before(*c.MoveToColdStorageAt):
+			return false
+		case c.DeleteAt != nil && !now.Before(*c.DeleteAt):
+			return false // expires instead
 		}
-		return nil
+		return rp.Status == PointCompleted || rp.Status == PointPartial
 	})
 	if err != nil {
 		return 0, err

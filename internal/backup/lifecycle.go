@@ -86,6 +86,26 @@ func (s *Service) deletePoint(ctx context.Context, rp *RecoveryPoint, allow func
 	return true, nil
 }
 
+// pointsWhere returns the recovery points of every account and vault of
+// the region that pass keep.
+func (s *Service) pointsWhere(ctx context.Context, keep func(*RecoveryPoint) bool) ([]*RecoveryPoint, error) {
+	var out []*RecoveryPoint
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		it := tx.Iter(spacePoints)
+		for k, raw := it.First(); k != nil; k, raw = it.Next() {
+			rp := &RecoveryPoint{}
+			if err := json.Unmarshal(raw, rp); err != nil {
+				return fmt.Errorf("decode recovery point %s: %w", k, err)
+			}
+			if keep(rp) {
+				out = append(out, rp)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // due reports whether a point's lifecycle expires it at now.
 func due(rp *RecoveryPoint, now time.Time) bool {
 	c := rp.CalculatedLifecycle
@@ -98,20 +118,7 @@ func due(rp *RecoveryPoint, now time.Time) bool {
 // has ended, and AWS Backup's lifecycle deletes points of locked vaults
 // too.
 func (s *Service) ExpirePoints(ctx context.Context, now time.Time) (int, error) {
-	var expired []*RecoveryPoint
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spacePoints)
-		for k, raw := it.First(); k != nil; k, raw = it.Next() {
-			rp := &RecoveryPoint{}
-			if err := json.Unmarshal(raw, rp); err != nil {
-				return fmt.Errorf("decode recovery point %s: %w", k, err)
-			}
-			if due(rp, now) {
-				expired = append(expired, rp)
-			}
-		}
-		return nil
-	})
+	expired, err := s.pointsWhere(ctx, func(rp *RecoveryPoint) bool { return due(rp, now) })
 	if err != nil {
 		return 0, err
 	}

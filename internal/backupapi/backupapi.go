@@ -91,7 +91,6 @@ func New(cfg Config) *Handler {
 	h.mux = http.NewServeMux()
 	h.routes()
 	h.jobRoutes()
-	h.copyRoutes()
 	return h
 }
 

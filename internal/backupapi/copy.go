@@ -2,30 +2,9 @@ package backupapi
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/bulwark/bulwark/internal/backup"
 )
-
-// copyRoutes registers the copy job operations.
-func (h *Handler) copyRoutes() {
-	if h.jobs == nil {
-		return
-	}
-	for _, r := range []struct {
-		pattern string
-		op      string
-		fn      operation
-	}{
-		{"PUT /copy-jobs", "StartCopyJob", startCopyJob},
-		{"PUT /copy-jobs/{$}", "StartCopyJob", startCopyJob},
-		{"GET /copy-jobs/{id}", "DescribeCopyJob", describeCopyJob},
-		{"GET /copy-jobs/{$}", "ListCopyJobs", listCopyJobs},
-		{"GET /copy-jobs", "ListCopyJobs", listCopyJobs},
-	} {
-		h.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { h.serve(w, req, r.op, r.fn) })
-	}
-}
 
 type copyJobOut struct {
 	AccountId                         string

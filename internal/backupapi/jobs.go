@@ -9,8 +9,8 @@ import (
 	"github.com/bulwark/bulwark/internal/backup"
 )
 
-// jobRoutes registers the operations of backup and restore jobs and of
-// recovery points, when the handler has a job service.
+// jobRoutes registers the operations of backup, restore and copy jobs and
+// of recovery points, when the handler has a job service.
 func (h *Handler) jobRoutes() {
 	if h.jobs == nil {
 		return
@@ -44,6 +44,11 @@ func (h *Handler) jobRoutes() {
 		{"GET /restore-jobs/{id}", "DescribeRestoreJob", describeRestoreJob},
 		{"GET /restore-jobs/{$}", "ListRestoreJobs", listRestoreJobs},
 		{"GET /restore-jobs", "ListRestoreJobs", listRestoreJobs},
+		{"PUT /copy-jobs", "StartCopyJob", startCopyJob},
+		{"PUT /copy-jobs/{$}", "StartCopyJob", startCopyJob},
+		{"GET /copy-jobs/{id}", "DescribeCopyJob", describeCopyJob},
+		{"GET /copy-jobs/{$}", "ListCopyJobs", listCopyJobs},
+		{"GET /copy-jobs", "ListCopyJobs", listCopyJobs},
 	} {
 		h.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { h.serve(w, req, r.op, r.fn) })
 	}
