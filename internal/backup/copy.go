@@ -116,12 +116,9 @@ func parseVaultARN(arn string) (region, account, name string, ok bool) {
 
 // StartCopyJob records a copy job and starts it.
 func (s *Service) StartCopyJob(ctx context.Context, account string, in StartCopyJobInput) (*CopyJob, error) {
-	j, err := s.newCopyJob(ctx, account, in)
-	if err != nil {
-		return nil, err
-	}
-	if j.State == CopyCompleted || j.State == CopyFailed || j.Attempts > 0 {
-		return j, nil // an earlier call with the same token
+	j, earlier, err := s.newCopyJob(ctx, account, in)
+	if err != nil || earlier {
+		return j, err // earlier: a call with the same token made it
 	}
 	snapshot := *j
 	if !s.start(func(ctx context.Context) { s.runCopy(ctx, j) }) {
@@ -130,39 +127,41 @@ func (s *Service) StartCopyJob(ctx context.Context, account string, in StartCopy
 	return &snapshot, nil
 }
 
-func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJobInput) (*CopyJob, error) {
+// newCopyJob records a new copy job, or returns the one an earlier call
+// with the same idempotency token made (earlier true).
+func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJobInput) (j *CopyJob, earlier bool, err error) {
 	switch {
 	case in.RecoveryPointARN == "":
-		return nil, errorf(ErrMissingParameter, "Missing required parameter RecoveryPointArn.")
+		return nil, false, errorf(ErrMissingParameter, "Missing required parameter RecoveryPointArn.")
 	case in.SourceVaultName == "":
-		return nil, errorf(ErrMissingParameter, "Missing required parameter SourceBackupVaultName.")
+		return nil, false, errorf(ErrMissingParameter, "Missing required parameter SourceBackupVaultName.")
 	case in.DestinationVaultARN == "":
-		return nil, errorf(ErrMissingParameter, "Missing required parameter DestinationBackupVaultArn.")
+		return nil, false, errorf(ErrMissingParameter, "Missing required parameter DestinationBackupVaultArn.")
 	case in.IAMRoleARN == "":
-		return nil, errorf(ErrMissingParameter, "Missing required parameter IamRoleArn.")
+		return nil, false, errorf(ErrMissingParameter, "Missing required parameter IamRoleArn.")
 	}
 	region, destAccount, destVault, ok := parseVaultARN(in.DestinationVaultARN)
 	if !ok {
-		return nil, errorf(ErrInvalidParameter, "Invalid DestinationBackupVaultArn %q.", in.DestinationVaultARN)
+		return nil, false, errorf(ErrInvalidParameter, "Invalid DestinationBackupVaultArn %q.", in.DestinationVaultARN)
 	}
 	if destAccount != account {
-		return nil, errorf(ErrInvalidParameter, "Copies into another account's vault (%s) need a backup vault access policy, which Bulwark does not support.", in.DestinationVaultARN)
+		return nil, false, errorf(ErrInvalidParameter, "Copies into another account's vault (%s) need a backup vault access policy, which Bulwark does not support.", in.DestinationVaultARN)
 	}
 	if region != s.cat.Region() && (s.remote == nil || !s.remoteRegions[region]) {
-		return nil, errorf(ErrInvalidParameter, "Region %s of DestinationBackupVaultArn is not a region of this deployment.", region)
+		return nil, false, errorf(ErrInvalidParameter, "Region %s of DestinationBackupVaultArn is not a region of this deployment.", region)
 	}
 	if region == s.cat.Region() && destVault == in.SourceVaultName {
-		return nil, errorf(ErrInvalidParameter, "The destination vault is the source vault %s.", destVault)
+		return nil, false, errorf(ErrInvalidParameter, "The destination vault is the source vault %s.", destVault)
 	}
 	if err := validateLifecycle(in.Lifecycle, "the copy job"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p, err := s.DescribeRecoveryPoint(ctx, account, in.SourceVaultName, in.RecoveryPointARN)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if p.Status != PointCompleted && p.Status != PointPartial {
-		return nil, errorf(ErrInvalidRequest, "Recovery point %s is %s and cannot be copied.", p.ARN, p.Status)
+		return nil, false, errorf(ErrInvalidRequest, "Recovery point %s is %s and cannot be copied.", p.ARN, p.Status)
 	}
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
@@ -170,20 +169,18 @@ func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJo
 	if in.IdempotencyToken != "" {
 		jobs, err := s.ListCopyJobs(ctx, account, CopyJobFilter{})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		for _, j := range jobs {
-			if j.IdempotencyToken != in.IdempotencyToken || now.Sub(j.CreationDate) > idempotencyWindow {
-				continue
-			}
-			if j.SourceRecoveryPointARN != p.ARN || j.DestinationBackupVaultARN != in.DestinationVaultARN {
-				return nil, errorf(ErrInvalidRequest, "The idempotency token %s was used with a different request.", in.IdempotencyToken)
-			}
-			return j, nil
+		prev, err := reuse(jobs, in.IdempotencyToken, now, func(j *CopyJob) (string, time.Time) { return j.IdempotencyToken, j.CreationDate },
+			func(j *CopyJob) bool {
+				return j.SourceRecoveryPointARN == p.ARN && j.DestinationBackupVaultARN == in.DestinationVaultARN
+			})
+		if err != nil || prev != nil {
+			return prev, prev != nil, err
 		}
 	}
 	id := newUUID()
-	j := &CopyJob{
+	j = &CopyJob{
 		AccountID: account, CopyJobID: strings.ToUpper(newUUID()),
 		SourceBackupVaultName: p.VaultName, SourceBackupVaultARN: p.VaultARN, SourceRecoveryPointARN: p.ARN,
 		DestinationBackupVaultARN:   in.DestinationVaultARN,
@@ -194,9 +191,9 @@ func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJo
 		CreatedByBackupJobID: in.BackupJobID, DestRegion: region, DestAccount: destAccount, DestVault: destVault, DestPointID: id,
 	}
 	if err := s.saveCopy(ctx, j); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return j, nil
+	return j, false, nil
 }
 
 func (s *Service) saveCopy(ctx context.Context, j *CopyJob) error {

@@ -194,6 +194,23 @@ func TestCopyJobs(t *testing.T) {
 		t.Fatalf("restore of the local copy differs: %d objects, want %d", len(got), len(want))
 	}
 
+	// A retried call with the same token is the same job; another request
+	// with it is refused.
+	tokenIn := backup.StartCopyJobInput{RecoveryPointARN: j.RecoveryPointARN, SourceVaultName: "Default",
+		DestinationVaultARN: west.cat.VaultARN(copyAcct, "Other"), IAMRoleARN: j.IAMRoleARN, IdempotencyToken: "tok"}
+	first, err := west.svc.StartCopyJob(ctx, copyAcct, tokenIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := west.svc.StartCopyJob(ctx, copyAcct, tokenIn); err != nil || again.CopyJobID != first.CopyJobID {
+		t.Fatalf("same token: %+v, %v; want job %s", again, err, first.CopyJobID)
+	}
+	tokenIn.DestinationVaultARN = "arn:aws:backup:us-east-1:" + copyAcct + ":backup-vault:Default"
+	if _, err := west.svc.StartCopyJob(ctx, copyAcct, tokenIn); !errors.Is(err, backup.ErrInvalidRequest) {
+		t.Fatalf("same token, another destination: %v", err)
+	}
+	waitCopy(t, west.svc, first.CopyJobID)
+
 	// Into the other region, down at first.
 	remote.down.Store(true)
 	days := int64(90)

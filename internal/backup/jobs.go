@@ -409,14 +409,12 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		if err != nil {
 			return nil, err
 		}
-		for _, j := range jobs {
-			if j.IdempotencyToken != in.IdempotencyToken || now.Sub(j.CreationDate) > idempotencyWindow {
-				continue
-			}
-			if j.VaultName != in.VaultName || j.ResourceARN != in.ResourceARN || j.IAMRoleARN != in.IAMRoleARN || !sameLifecycle(j.Lifecycle, in.Lifecycle) {
-				return nil, errorf(ErrInvalidRequest, "The idempotency token %s was used with a different request.", in.IdempotencyToken)
-			}
-			return j, nil
+		j, err := reuse(jobs, in.IdempotencyToken, now, func(j *BackupJob) (string, time.Time) { return j.IdempotencyToken, j.CreationDate },
+			func(j *BackupJob) bool {
+				return j.VaultName == in.VaultName && j.ResourceARN == in.ResourceARN && j.IAMRoleARN == in.IAMRoleARN && sameLifecycle(j.Lifecycle, in.Lifecycle)
+			})
+		if err != nil || j != nil {
+			return j, err
 		}
 	}
 	id := newUUID()
@@ -436,6 +434,22 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		return nil, vault.ErrClosed
 	}
 	return &snapshot, nil
+}
+
+// reuse returns the job among jobs made with token within the idempotency
+// window before now (nil if none), or an error when same says that its
+// request was another: a token names one request.
+func reuse[J any](jobs []*J, token string, now time.Time, of func(*J) (string, time.Time), same func(*J) bool) (*J, error) {
+	for _, j := range jobs {
+		if t, created := of(j); t != token || now.Sub(created) > idempotencyWindow {
+			continue
+		}
+		if !same(j) {
+			return nil, errorf(ErrInvalidRequest, "The idempotency token %s was used with a different request.", token)
+		}
+		return j, nil
+	}
+	return nil, nil
 }
 
 func sameLifecycle(a, b *Lifecycle) bool {
@@ -701,10 +715,10 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 		if err != nil {
 			return nil, err
 		}
-		for _, j := range jobs {
-			if j.IdempotencyToken == in.IdempotencyToken && now.Sub(j.CreationDate) <= idempotencyWindow && j.RecoveryPointARN == in.RecoveryPointARN {
-				return j, nil
-			}
+		j, err := reuse(jobs, in.IdempotencyToken, now, func(j *RestoreJob) (string, time.Time) { return j.IdempotencyToken, j.CreationDate },
+			func(j *RestoreJob) bool { return j.RecoveryPointARN == p.ARN })
+		if err != nil || j != nil {
+			return j, err
 		}
 	}
 	j := &RestoreJob{
