@@ -88,11 +88,10 @@ type Vault struct {
 
 	// gate orders writers against Collect.
 	mu         sync.Mutex
-	writers    int
 	collecting bool
-	changed    chan struct{} // closed and replaced whenever writers/collecting change
+	changed    chan struct{} // closed and replaced whenever open/collecting change
 	closed     bool
-	open       map[*Writer]struct{}
+	open       map[*Writer]struct{} // the writers not yet committed or aborted
 
 	commitMu sync.Mutex // makes "no point with this ID" + PutManifest atomic
 
@@ -247,24 +246,7 @@ func (v *Vault) signal() {
 
 // enterWriter registers a writer, waiting while Collect runs.
 func (v *Vault) enterWriter(ctx context.Context, w *Writer) error {
-	v.mu.Lock()
-	for v.collecting && !v.closed {
-		ch := v.changed
-		v.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		v.mu.Lock()
-	}
-	defer v.mu.Unlock()
-	if v.closed {
-		return ErrClosed
-	}
-	v.writers++
-	v.open[w] = struct{}{}
-	return nil
+	return v.enter(ctx, func() bool { return v.collecting }, func() { v.open[w] = struct{}{} })
 }
 
 func (v *Vault) leaveWriter(w *Writer) {
@@ -274,14 +256,19 @@ func (v *Vault) leaveWriter(w *Writer) {
 		return
 	}
 	delete(v.open, w)
-	v.writers--
 	v.signal()
 }
 
 // enterCollect waits until no writer is open and no other Collect runs.
 func (v *Vault) enterCollect(ctx context.Context) error {
+	return v.enter(ctx, func() bool { return v.collecting || len(v.open) > 0 }, func() { v.collecting = true })
+}
+
+// enter waits on the gate while busy holds, then runs take, both under
+// v.mu; a closed vault ends the wait with ErrClosed.
+func (v *Vault) enter(ctx context.Context, busy func() bool, take func()) error {
 	v.mu.Lock()
-	for (v.collecting || v.writers > 0) && !v.closed {
+	for busy() && !v.closed {
 		ch := v.changed
 		v.mu.Unlock()
 		select {
@@ -295,7 +282,7 @@ func (v *Vault) enterCollect(ctx context.Context) error {
 	if v.closed {
 		return ErrClosed
 	}
-	v.collecting = true
+	take()
 	return nil
 }
 
