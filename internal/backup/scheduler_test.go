@@ -100,7 +100,7 @@ func TestSchedulerRunsPlanOnTime(t *testing.T) {
 		t.Fatalf("jobs at 02:01: %+v", js)
 	}
 	var j *backup.BackupJob
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		var err error
 		if j, err = e.svc.DescribeBackupJob(ctx, schedAcct, js[0].JobID); err != nil {
 			t.Fatal(err)
@@ -194,7 +194,7 @@ func TestSchedulerRecordsMissedRuns(t *testing.T) {
 // when the test's directory is removed.
 func waitJobs(t *testing.T, e *schedEnv) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		busy := false
 		for _, j := range e.jobs() {
 			busy = busy || j.State == backup.JobCreated || j.State == backup.JobRunning
