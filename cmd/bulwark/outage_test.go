@@ -53,14 +53,27 @@ func (p *process) kill(t *testing.T) {
 	_ = p.cmd.Wait()
 }
 
-// metricSum adds up every series of a metric on a region's /metrics.
-func metricSum(t *testing.T, url, name string) float64 {
+// metricSum adds up every series of a metric on a region's /metrics,
+// read with the bearer token serve keeps in the region's data directory.
+func metricSum(t *testing.T, url, dataDir, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	token, err := os.ReadFile(filepath.Join(dataDir, "metrics-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
 	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -223,7 +236,7 @@ func TestOutageLosesNothing(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			got := metricSum(t, west.url, "bulwark_replication_pending_operations")
+			got := metricSum(t, west.url, westDir, "bulwark_replication_pending_operations")
 			if int(got) == ops {
 				return
 			}
@@ -241,20 +254,20 @@ func TestOutageLosesNothing(t *testing.T) {
 	wc = servertest.NewClient(west.url, "us-west-2", servertest.AccessKey, servertest.SecretKey, nil)
 	run(wc, 1000, 2000)
 	waitBacklog("with the destination down")
-	if b := metricSum(t, west.url, "bulwark_replication_pending_bytes"); b < 100<<20 {
+	if b := metricSum(t, west.url, westDir, "bulwark_replication_pending_bytes"); b < 100<<20 {
 		t.Fatalf("pending bytes %v: the two 50 MiB objects alone are more", b)
 	}
 
 	east = startRegion(t, bin, "us-east-1", config, eastDir)
 	ec = servertest.NewClient(east.url, "us-east-1", servertest.AccessKey, servertest.SecretKey, nil)
 	deadline := time.Now().Add(3 * time.Minute)
-	for metricSum(t, west.url, "bulwark_replication_pending_operations") > 0 {
+	for metricSum(t, west.url, westDir, "bulwark_replication_pending_operations") > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("backlog still %v after 3 minutes\n%s", metricSum(t, west.url, "bulwark_replication_pending_operations"), west.log)
+			t.Fatalf("backlog still %v after 3 minutes\n%s", metricSum(t, west.url, westDir, "bulwark_replication_pending_operations"), west.log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if f := metricSum(t, west.url, "bulwark_replication_failed_operations"); f != 0 {
+	if f := metricSum(t, west.url, westDir, "bulwark_replication_failed_operations"); f != 0 {
 		t.Fatalf("%v operations failed", f)
 	}
 

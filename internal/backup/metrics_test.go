@@ -23,10 +23,7 @@ import (
 // labels in name order.
 func scrapeMetrics(t *testing.T, r *servertest.Region) map[string]float64 {
 	t.Helper()
-	resp, err := r.HTTPClient(t).Get(r.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := r.Metrics(t)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %s", resp.Status)

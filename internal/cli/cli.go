@@ -5,11 +5,15 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -114,6 +118,8 @@ type runFlags struct {
 	uploadExpiry          *time.Duration
 	replWorkers           *int
 	replBandwidth         *int64
+	metricsTokenFile      *string
+	metricsPublic         *bool
 }
 
 // replication returns the replication engine's settings from the flags.
@@ -131,7 +137,41 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		replWorkers: fs.Int("replication-workers", 16, "concurrent replication sends per destination bucket"),
 		replBandwidth: fs.Int64("replication-bandwidth", 0,
 			"cap replication to each destination bucket at this many MiB/s (0: no cap)"),
+		metricsTokenFile: fs.String("metrics-token-file", "",
+			"file holding the bearer token GET /metrics must carry (default DATA/metrics-token, made when missing)"),
+		metricsPublic: fs.Bool("metrics-public", false, "serve GET /metrics to anyone, without a token"),
 	}
+}
+
+// metricsToken returns the bearer token of GET /metrics: the one in
+// -metrics-token-file, else the one in the data directory, made there
+// (random, readable by its owner only) when there is none.
+func (rf runFlags) metricsToken() (token, file string, err error) {
+	file = *rf.metricsTokenFile
+	made := file == ""
+	if made {
+		file = filepath.Join(*rf.data, "metrics-token")
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) && made {
+		buf := make([]byte, 24)
+		if _, err := rand.Read(buf); err != nil {
+			return "", "", err
+		}
+		b = []byte(hex.EncodeToString(buf) + "\n")
+		if err := os.MkdirAll(*rf.data, 0o700); err != nil {
+			return "", "", err
+		}
+		err = os.WriteFile(file, b, 0o600)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("metrics token: %w", err)
+	}
+	token = strings.TrimSpace(string(b))
+	if token == "" {
+		return "", "", fmt.Errorf("metrics token: %s is empty", file)
+	}
+	return token, file, nil
 }
 
 // prepare parses args and sets up what a running command needs: profiling

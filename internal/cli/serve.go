@@ -54,8 +54,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	metricsToken, _, err := rf.metricsToken()
+	if err != nil {
+		return err
+	}
 	keys, bootstrap := creds.serverKeys()
 	cfg := server.Config{
+		MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,

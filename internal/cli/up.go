@@ -57,6 +57,10 @@ func (m *Main) up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	metricsToken, metricsFile, err := rf.metricsToken()
+	if err != nil {
+		return err
+	}
 	keys, bootstrap := creds.serverKeys()
 	cfgs := make([]server.Config, len(upRegions))
 	for i, name := range upRegions {
@@ -64,7 +68,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
 			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
-			DeploymentKey: dkey,
+			DeploymentKey: dkey, MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		}
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) error {
@@ -88,7 +92,8 @@ func (m *Main) up(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "  aws --endpoint-url %s s3 mb s3://my-bucket\n", url)
 		fmt.Fprintf(w, "  aws --endpoint-url %s s3api create-bucket --bucket my-bucket-east --create-bucket-configuration LocationConstraint=%s\n\n", url, upRegions[1])
 		fmt.Fprintf(w, "More accounts: bulwark admin account create NAME (as the admin)\n")
-		fmt.Fprintf(w, "Metrics: %s/metrics    Stop: Ctrl-C\n", url)
+		fmt.Fprintf(w, "Metrics: curl -H \"Authorization: Bearer $(cat %s)\" %s/metrics\n", metricsFile, url)
+		fmt.Fprintf(w, "Stop: Ctrl-C\n")
 		return nil
 	})
 }

@@ -159,10 +159,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	createBucket(t, c, "metered")
 	must[*s3.PutObjectOutput](t)(c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("metered"), Key: aws.String("k"), Body: strings.NewReader("12345")}))
 	_, _ = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("metered"), Key: aws.String("missing")})
-	resp, err := r.HTTPClient(t).Get(r.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := r.Metrics(t)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{

@@ -60,19 +60,32 @@ type accountsAPI struct {
 	fwd *router
 }
 
-// registerAccountsAPI adds the calls that create and list accounts.
-func (r *Region) registerAccountsAPI(mux *http.ServeMux) {
+// Accounts are the deployment's: their actions, which AWS has no
+// counterpart of (AWS Organizations' are the nearest), are Bulwark's own,
+// and only principals of the admin account can be granted them. The
+// admin account's root user has them; its IAM users and roles have them
+// when a policy allows.
+const (
+	actionCreateAccount = "bulwark:CreateAccount"
+	actionListAccounts  = "bulwark:ListAccounts"
+)
+
+// accountsRoutes are the calls that create and list accounts.
+func (r *Region) accountsRoutes() []adminRoute {
 	a := &accountsAPI{r: r, fwd: r.router().(*router)}
-	mux.HandleFunc("POST "+accountsPath, a.create)
-	mux.HandleFunc("GET "+accountsPath, a.list)
+	return []adminRoute{
+		{"POST " + accountsPath, checked, []string{actionCreateAccount}, a.create},
+		{"GET " + accountsPath, checked, []string{actionListAccounts}, a.list},
+	}
 }
 
 // atHome reports whether req is to be answered here: by the IAM home
-// region, and for the deployment's admin. Otherwise it has answered req:
-// passed it on to the IAM home region (signature and body unchanged, to be
-// checked again there), or refused it.
-func (a *accountsAPI) atHome(w http.ResponseWriter, req *http.Request) bool {
+// region, for a principal of the admin account allowed action. Otherwise
+// it has answered req: passed it on to the IAM home region (signature and
+// body unchanged, to be checked again there), or refused it.
+func (a *accountsAPI) atHome(w http.ResponseWriter, req *http.Request, action string) bool {
 	if a.r.iamCopy != nil {
+		decided(req.Context()) // the IAM home region authorizes it
 		home := a.r.iamHome()
 		if req.Header.Get(forwardedHeader) != "" {
 			writeJSONError(w, http.StatusServiceUnavailable, "ServiceUnavailable",
@@ -90,9 +103,13 @@ func (a *accountsAPI) atHome(w http.ResponseWriter, req *http.Request) bool {
 		}
 		return false
 	}
-	if !a.r.isAdmin(callerOf(req.Context())) {
+	if p := callerOf(req.Context()); a.r.admin == "" || p.AccountID != a.r.admin {
 		writeJSONError(w, http.StatusForbidden, "AccessDenied",
-			"only the deployment's admin (the root user of the account bulwark up made, or of the first configured key) may manage accounts")
+			"only the deployment's admin account (the account bulwark up made, or that of the first configured key) may manage accounts")
+		return false
+	}
+	if err := a.r.authorize(req, action, "*", nil); err != nil {
+		writeDenied(w, err)
 		return false
 	}
 	return true
@@ -105,7 +122,7 @@ func (a *accountsAPI) create(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	replayBody(req, body) // for the IAM home region, should the call go there
-	if !a.atHome(w, req) {
+	if !a.atHome(w, req, actionCreateAccount) {
 		return
 	}
 	var in struct {
@@ -149,7 +166,7 @@ func (a *accountsAPI) create(w http.ResponseWriter, req *http.Request) {
 
 // list lists the accounts, oldest first; no secret is shown.
 func (a *accountsAPI) list(w http.ResponseWriter, req *http.Request) {
-	if !a.atHome(w, req) {
+	if !a.atHome(w, req, actionListAccounts) {
 		return
 	}
 	accts, err := a.r.IAM.Accounts(req.Context())

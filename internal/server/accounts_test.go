@@ -72,16 +72,21 @@ func TestAccountsAPI(t *testing.T) {
 		t.Fatalf("listed %v", got)
 	}
 
-	// Only the admin account's root user: not another account's root
-	// (configured or created), not a user of the admin account, not an
-	// unsigned call.
-	admUser := userWithKey(t, r.IAM, servertest.AccountID, "ops", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
-	admRole := roleSession(t, r.IAM, servertest.AccountID, "admin-role", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
+	// Only the admin account's principals allowed bulwark:CreateAccount
+	// and bulwark:ListAccounts: not another account's root (configured or
+	// created), not a user or role of the admin account whose policies do
+	// not allow it, not an unsigned call.
+	admUser := userWithKey(t, r.IAM, servertest.AccountID, "ops", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`)
+	admRole := roleSession(t, r.IAM, servertest.AccountID, "admin-role", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","bulwark:Get*"],"Resource":"*"}]}`)
+	allowed := userWithKey(t, r.IAM, servertest.AccountID, "accounts-admin", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"bulwark:*Account*","Resource":"*"}]}`)
+	accountsAdmin(t, r, allowed.ak, allowed.sk).ok(http.MethodGet, "accounts", nil, &list)
+	otherAllowed := userWithKey(t, r.IAM, servertest.OtherAccountID, "accounts-admin", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"bulwark:*","Resource":"*"}]}`)
 	for name, c := range map[string]*creds{
 		"another configured account":          {ak: servertest.OtherAccessKey, sk: servertest.OtherSecretKey},
 		"the new account":                     newRoot,
 		"a user of the admin account":         admUser,
 		"a role session of the admin account": admRole,
+		"another account's user allowed it":   otherAllowed,
 		"anonymous":                           {},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -119,21 +119,19 @@ func (cs *copySessions) with(id string, end bool, fn func(*copySession) error) e
 
 var errNoSuchSession = errors.New("no such copy session: it ended or this region restarted")
 
-// registerCopyAPI adds the receiving end of cross-region copies.
-func (r *Region) registerCopyAPI(mux *http.ServeMux) {
+// copyRoutes are the receiving end of cross-region copies; only the
+// deployment's regions call them.
+func (r *Region) copyRoutes() []adminRoute {
 	sessions := &copySessions{}
-	guard := func(fn func(w http.ResponseWriter, req *http.Request) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, req *http.Request) {
-			if !r.isAdmin(callerOf(req.Context())) {
-				writeJSONError(w, http.StatusForbidden, "AccessDenied", "only the deployment's regions copy recovery points")
-				return
-			}
+	var routes []adminRoute
+	handle := func(pattern string, fn func(w http.ResponseWriter, req *http.Request) error) {
+		routes = append(routes, adminRoute{pattern, peersOnly, nil, func(w http.ResponseWriter, req *http.Request) {
 			if err := fn(w, req); err != nil {
 				r.writeCopyError(w, err)
 			}
-		}
+		}})
 	}
-	mux.HandleFunc("POST "+copiesPath+"{$}", guard(func(w http.ResponseWriter, req *http.Request) error {
+	handle("POST "+copiesPath+"{$}", func(w http.ResponseWriter, req *http.Request) error {
 		var in backup.CopyIn
 		if err := readJSON(req, &in, 1<<20); err != nil {
 			return err
@@ -148,8 +146,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, copyBegun{Session: sessions.add(t, in.AccountID)})
 		return nil
-	}))
-	mux.HandleFunc("POST "+copiesPath+"{id}/missing", guard(func(w http.ResponseWriter, req *http.Request) error {
+	})
+	handle("POST "+copiesPath+"{id}/missing", func(w http.ResponseWriter, req *http.Request) error {
 		var ids []string
 		if err := readJSON(req, &ids, maxCopyJSON); err != nil {
 			return err
@@ -161,8 +159,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 			}
 			return err
 		})
-	}))
-	mux.HandleFunc("PUT "+copiesPath+"{id}/chunks", guard(func(w http.ResponseWriter, req *http.Request) error {
+	})
+	handle("PUT "+copiesPath+"{id}/chunks", func(w http.ResponseWriter, req *http.Request) error {
 		body, err := io.ReadAll(io.LimitReader(req.Body, maxCopyBody+1))
 		if err != nil {
 			return err
@@ -181,8 +179,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 			}
 			return err
 		})
-	}))
-	mux.HandleFunc("POST "+copiesPath+"{id}/entries", guard(func(w http.ResponseWriter, req *http.Request) error {
+	})
+	handle("POST "+copiesPath+"{id}/entries", func(w http.ResponseWriter, req *http.Request) error {
 		var es []vault.TransferEntry
 		if err := readJSON(req, &es, maxCopyJSON); err != nil {
 			return err
@@ -194,8 +192,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 			}
 			return err
 		})
-	}))
-	mux.HandleFunc("POST "+copiesPath+"{id}/commit", guard(func(w http.ResponseWriter, req *http.Request) error {
+	})
+	handle("POST "+copiesPath+"{id}/commit", func(w http.ResponseWriter, req *http.Request) error {
 		return sessions.with(req.PathValue("id"), true, func(s *copySession) error {
 			p, err := s.target.Commit(context.WithoutCancel(req.Context()))
 			if err == nil {
@@ -203,8 +201,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 			}
 			return err
 		})
-	}))
-	mux.HandleFunc("DELETE "+copiesPath+"{id}", guard(func(w http.ResponseWriter, req *http.Request) error {
+	})
+	handle("DELETE "+copiesPath+"{id}", func(w http.ResponseWriter, req *http.Request) error {
 		err := sessions.with(req.PathValue("id"), true, func(s *copySession) error {
 			return s.target.Abort(req.Context())
 		})
@@ -213,7 +211,8 @@ func (r *Region) registerCopyAPI(mux *http.ServeMux) {
 			return nil
 		}
 		return err
-	}))
+	})
+	return routes
 }
 
 type copyBegun struct {

@@ -45,16 +45,11 @@ type iamSnapshot struct {
 	Records []iam.Record `json:"records,omitempty"`
 }
 
-// registerIAMSync adds the call the other regions copy IAM with. Secrets
-// travel sealed with the deployment key.
-func (r *Region) registerIAMSync(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+iamSnapshotPath, func(w http.ResponseWriter, req *http.Request) {
-		// Every account's IAM is in it: only the regions, which sign
-		// with the admin's key, may copy it, not the other accounts.
-		if !r.isAdmin(callerOf(req.Context())) {
-			writeJSONError(w, http.StatusForbidden, "AccessDenied", "only the deployment's regions copy IAM")
-			return
-		}
+// iamSyncRoutes are the call the other regions copy IAM with. Secrets
+// travel sealed with the deployment key. Every account's IAM is in it:
+// only the regions may copy it.
+func (r *Region) iamSyncRoutes() []adminRoute {
+	return []adminRoute{{"GET " + iamSnapshotPath, peersOnly, nil, func(w http.ResponseWriter, req *http.Request) {
 		recs, digest, err := r.IAM.Export(req.Context())
 		if err != nil {
 			r.log.Error("export IAM", "err", err)
@@ -66,7 +61,7 @@ func (r *Region) registerIAMSync(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, iamSnapshot{Digest: digest, Records: recs})
-	})
+	}}}
 }
 
 // iamCopier keeps a region's copy of IAM current.

@@ -34,11 +34,10 @@ type bucketHome struct {
 	Versioning string `json:"versioning,omitempty"`
 }
 
-// registerPeerAPI adds the calls regions make to each other. The caller
-// is already authenticated with a key of the deployment: bucket names are
-// global, so whether a name is taken, and where, is no secret among them.
-func (r *Region) registerPeerAPI(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+bucketPath+"{name}", func(w http.ResponseWriter, req *http.Request) {
+// peerRoutes are the calls regions make to each other to find buckets.
+// Only the regions may: the answer names the bucket's owner.
+func (r *Region) peerRoutes() []adminRoute {
+	return []adminRoute{{"GET " + bucketPath + "{name}", peersOnly, nil, func(w http.ResponseWriter, req *http.Request) {
 		name := req.PathValue("name")
 		b, err := r.Store.Bucket(req.Context(), name)
 		switch {
@@ -50,7 +49,7 @@ func (r *Region) registerPeerAPI(mux *http.ServeMux) {
 		default:
 			writeJSON(w, http.StatusOK, bucketHome{Name: b.Name, Region: b.Region, Owner: b.Owner, Versioning: b.Versioning})
 		}
-	})
+	}}}
 }
 
 // LocateBucket returns the region a bucket is homed in: this region when

@@ -80,6 +80,12 @@ type Config struct {
 	// BackupSchedulerInterval is the time between the backup scheduler's
 	// passes (backup.DefaultSchedulerInterval when 0).
 	BackupSchedulerInterval time.Duration
+	// MetricsToken is the bearer token an unsigned GET /metrics must
+	// carry; empty lets in only signed requests to the admin API's
+	// metrics, unless MetricsPublic (see metrics.go).
+	MetricsToken string
+	// MetricsPublic serves GET /metrics to anyone.
+	MetricsPublic bool
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -279,8 +285,8 @@ func (r *Region) verifier() *sigv4.Verifier {
 
 // Handler returns the region's HTTP handler: the S3 API; Bulwark's own API
 // under /_bulwark/ (no bucket name can start with "_"); and Prometheus
-// metrics on an unsigned GET /metrics (a signed request there is S3's, for
-// a bucket named "metrics").
+// metrics on a GET /metrics with a bearer token (a SigV4-signed request
+// there is S3's, for a bucket named "metrics").
 func (r *Region) Handler() http.Handler {
 	api := s3api.New(s3api.Config{
 		Store:      r.Store,
@@ -307,7 +313,7 @@ func (r *Region) Handler() http.Handler {
 		Catalog: r.Backup, Jobs: r.Jobs, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
 		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
 	})
-	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
+	metrics := r.metricsScrape(promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{}))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		svc := scopeService(req)
 		if svc == "" && req.Method == http.MethodPost && req.URL.Path == "/" &&
@@ -332,8 +338,7 @@ func (r *Region) Handler() http.Handler {
 			admin.ServeHTTP(w, req)
 			return
 		}
-		if req.URL.Path == "/metrics" && req.Method == http.MethodGet &&
-			req.Header.Get("Authorization") == "" && !strings.Contains(req.URL.RawQuery, "X-Amz-") {
+		if isMetricsScrape(req) {
 			metrics.ServeHTTP(w, req)
 			return
 		}

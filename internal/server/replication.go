@@ -41,16 +41,34 @@ type replicationAPI struct {
 	fwd *router
 }
 
-// registerReplicationAPI adds the replication admin calls.
-func (r *Region) registerReplicationAPI(mux *http.ServeMux) {
+// The replication admin API's calls are authorized with the actions AWS
+// uses for their counterparts: reading a bucket's replication state is
+// s3:GetReplicationConfiguration, queueing its failed operations again
+// s3:PutReplicationConfiguration (it changes what replication does, as a
+// new configuration would), comparing it with its destinations (which
+// lists keys and version IDs) s3:ListBucketVersions, and batch jobs are
+// S3 Batch Operations' s3:CreateJob, s3:ListJobs and s3:DescribeJob.
+const (
+	actionReplicationStatus = "s3:GetReplicationConfiguration"
+	actionReplicationRetry  = "s3:PutReplicationConfiguration"
+	actionReplicationDiff   = "s3:ListBucketVersions"
+	actionCreateJob         = "s3:CreateJob"
+	actionListJobs          = "s3:ListJobs"
+	actionDescribeJob       = "s3:DescribeJob"
+)
+
+// replicationRoutes are the replication admin calls.
+func (r *Region) replicationRoutes() []adminRoute {
 	a := &replicationAPI{r: r, fwd: r.router().(*router)}
-	mux.HandleFunc("GET "+replicationPath+"status", a.status)
-	mux.HandleFunc("POST "+replicationPath+"retry", a.retry)
-	mux.HandleFunc("POST "+replicationPath+"jobs", a.startJob)
-	mux.HandleFunc("GET "+replicationPath+"jobs", a.jobs)
-	mux.HandleFunc("GET "+replicationPath+"jobs/{id}", a.job)
-	mux.HandleFunc("GET "+replicationPath+"jobs/{id}/report", a.report)
-	mux.HandleFunc("GET "+replicationPath+"diff", a.diff)
+	return []adminRoute{
+		{"GET " + replicationPath + "status", checked, []string{actionReplicationStatus}, a.status},
+		{"POST " + replicationPath + "retry", checked, []string{actionReplicationRetry}, a.retry},
+		{"POST " + replicationPath + "jobs", checked, []string{actionCreateJob}, a.startJob},
+		{"GET " + replicationPath + "jobs", checked, []string{actionListJobs}, a.jobs},
+		{"GET " + replicationPath + "jobs/{id}", checked, []string{actionDescribeJob}, a.job},
+		{"GET " + replicationPath + "jobs/{id}/report", checked, []string{actionDescribeJob}, a.report},
+		{"GET " + replicationPath + "diff", checked, []string{actionReplicationDiff}, a.diff},
+	}
 }
 
 // statusResponse answers GET status.
@@ -81,7 +99,7 @@ type reportResponse struct {
 // region the caller owns.
 func (a *replicationAPI) status(w http.ResponseWriter, req *http.Request) {
 	bucket := req.URL.Query().Get("bucket")
-	if bucket != "" && !a.atHome(w, req, bucket) {
+	if bucket != "" && !a.atHome(w, req, bucket, actionReplicationStatus) {
 		return
 	}
 	var rules []replication.RuleStatus
@@ -89,7 +107,7 @@ func (a *replicationAPI) status(w http.ResponseWriter, req *http.Request) {
 	if bucket != "" {
 		rules, err = a.r.Replication.Status(req.Context(), bucket)
 	} else {
-		rules, err = a.statusOfAll(req.Context())
+		rules, err = a.statusOfAll(req, actionReplicationStatus)
 	}
 	if err != nil {
 		a.fail(w, req, "replication status", err)
@@ -101,10 +119,13 @@ func (a *replicationAPI) status(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, statusResponse{Region: a.r.cfg.Region, Rules: rules})
 }
 
-// statusOfAll reports the rules of every bucket of this region the caller
-// owns: those configured, and those with work left over from rules since
-// removed. The engine's own "all buckets" has only the second kind.
-func (a *replicationAPI) statusOfAll(ctx context.Context) ([]replication.RuleStatus, error) {
+// statusOfAll reports the rules of every bucket of this region that the
+// caller's account owns and the caller may do action on: those
+// configured, and those with work left over from rules since removed. The
+// engine's own "all buckets" has only the second kind.
+func (a *replicationAPI) statusOfAll(req *http.Request, action string) ([]replication.RuleStatus, error) {
+	ctx := req.Context()
+	decided(ctx) // what is shown is filtered by authorization, bucket by bucket
 	worked, err := a.r.Replication.Status(ctx, "")
 	if err != nil {
 		return nil, err
@@ -115,8 +136,9 @@ func (a *replicationAPI) statusOfAll(ctx context.Context) ([]replication.RuleSta
 	}
 	var rules []replication.RuleStatus
 	configured := map[string]bool{}
+	permitted := a.permitted(req, action)
 	for _, b := range buckets {
-		if len(b.Replication) == 0 {
+		if len(b.Replication) == 0 || !permitted(b.Name) {
 			continue
 		}
 		configured[b.Name] = true
@@ -130,9 +152,8 @@ func (a *replicationAPI) statusOfAll(ctx context.Context) ([]replication.RuleSta
 			rules = append(rules, more...)
 		}
 	}
-	owns := a.ownership(ctx)
 	for _, s := range worked {
-		if !configured[s.Bucket] && owns(s.Bucket) {
+		if !configured[s.Bucket] && permitted(s.Bucket) {
 			rules = append(rules, s)
 		}
 	}
@@ -148,13 +169,14 @@ func (a *replicationAPI) retry(w http.ResponseWriter, req *http.Request) {
 	bucket := req.URL.Query().Get("bucket")
 	buckets := []string{bucket}
 	if bucket != "" {
-		if !a.atHome(w, req, bucket) {
+		if !a.atHome(w, req, bucket, actionReplicationRetry) {
 			return
 		}
 	} else {
 		// The engine's "all buckets" is every account's: only the
-		// caller's that have failures are retried.
-		rules, err := a.statusOfAll(req.Context())
+		// caller's that have failures, and that the caller may act on,
+		// are retried.
+		rules, err := a.statusOfAll(req, actionReplicationRetry)
 		if err != nil {
 			a.fail(w, req, "retry failed replication", err)
 			return
@@ -180,6 +202,13 @@ func (a *replicationAPI) retry(w http.ResponseWriter, req *http.Request) {
 
 // startJob starts a batch replication job in the bucket's home region.
 func (a *replicationAPI) startJob(w http.ResponseWriter, req *http.Request) {
+	// s3:CreateJob is an account-level action: decided before the body
+	// is read, so that whoever may not create jobs learns nothing of how
+	// a request must look.
+	if err := a.r.authorize(req, actionCreateJob, "*", nil); err != nil {
+		writeDenied(w, err)
+		return
+	}
 	body, ok := readBody(w, req, maxJobRequest, "job request")
 	if !ok {
 		return
@@ -196,7 +225,7 @@ func (a *replicationAPI) startJob(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	replayBody(req, body) // for the home region, should the call go there
-	if !a.atHome(w, req, jr.Bucket) {
+	if !a.atHome(w, req, jr.Bucket, actionCreateJob) {
 		return
 	}
 	if jr.ReportBucket != "" {
@@ -224,6 +253,10 @@ func (a *replicationAPI) startJob(w http.ResponseWriter, req *http.Request) {
 // jobs lists the jobs this region runs for the caller's buckets.
 func (a *replicationAPI) jobs(w http.ResponseWriter, req *http.Request) {
 	if a.elsewhere(w, req) {
+		return
+	}
+	if err := a.r.authorize(req, actionListJobs, "*", nil); err != nil {
+		writeDenied(w, err)
 		return
 	}
 	jobs, err := a.r.Replication.Jobs(req.Context())
@@ -279,7 +312,7 @@ func (a *replicationAPI) diff(w http.ResponseWriter, req *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "InvalidRequest", "name the bucket to compare: ?bucket=")
 		return
 	}
-	if !a.atHome(w, req, bucket) {
+	if !a.atHome(w, req, bucket, actionReplicationDiff) {
 		return
 	}
 	rep, err := a.r.Replication.Diff(req.Context(), bucket)
@@ -291,10 +324,13 @@ func (a *replicationAPI) diff(w http.ResponseWriter, req *http.Request) {
 }
 
 // atHome reports whether req, which names bucket, is to be answered here:
-// bucket is homed in this region and the caller owns it. Otherwise it has
-// answered req: passed it on to the bucket's home region, or refused it.
-// A request already passed on by another region is never passed on again.
-func (a *replicationAPI) atHome(w http.ResponseWriter, req *http.Request, bucket string) bool {
+// bucket is homed in this region and the caller may do action on it (for
+// s3:CreateJob, an account-level action, the caller's account must also
+// own the bucket: jobs are the account's). Otherwise it has answered req:
+// passed it on to the bucket's home region, which authorizes it, or
+// refused it. A request already passed on by another region is never
+// passed on again.
+func (a *replicationAPI) atHome(w http.ResponseWriter, req *http.Request, bucket, action string) bool {
 	ctx := req.Context()
 	b, err := a.r.Store.Bucket(ctx, bucket)
 	if errors.Is(err, objectstore.ErrNoSuchBucket) && req.Header.Get(forwardedHeader) == "" {
@@ -316,8 +352,20 @@ func (a *replicationAPI) atHome(w http.ResponseWriter, req *http.Request, bucket
 	case err != nil:
 		a.fail(w, req, "look up bucket "+bucket, err)
 		return false
-	case b.Owner != callerOf(ctx).AccountID:
-		writeJSONError(w, http.StatusForbidden, "AccessDenied", fmt.Sprintf("bucket %s is not yours", bucket))
+	}
+	if action == actionCreateJob {
+		if err := a.r.authorize(req, action, "*", nil); err != nil {
+			writeDenied(w, err)
+			return false
+		}
+		if b.Owner != callerOf(ctx).AccountID {
+			writeJSONError(w, http.StatusForbidden, "AccessDenied", fmt.Sprintf("bucket %s is not your account's", bucket))
+			return false
+		}
+		return true
+	}
+	if err := a.r.authorize(req, action, "arn:aws:s3:::"+bucket, b); err != nil {
+		writeDenied(w, err)
 		return false
 	}
 	return true
@@ -343,6 +391,7 @@ func (a *replicationAPI) elsewhere(w http.ResponseWriter, req *http.Request) boo
 // unchanged, its signature and body with it. who names the region in the
 // error a client sees when it does not answer.
 func (a *replicationAPI) forward(w http.ResponseWriter, req *http.Request, bucket, region, who string) {
+	decided(req.Context()) // the region it goes to authorizes it
 	_, err := a.fwd.forward(w, req, bucket, region)
 	switch {
 	case err == nil:
@@ -354,18 +403,46 @@ func (a *replicationAPI) forward(w http.ResponseWriter, req *http.Request, bucke
 	}
 }
 
-// ownJob reads the job req names and checks the caller owns its bucket.
+// ownJob reads the job req names, checks the caller's account owns its
+// bucket and that the caller may s3:DescribeJob it. A job of another
+// account is as unknown as one that does not exist.
 func (a *replicationAPI) ownJob(w http.ResponseWriter, req *http.Request) (*replication.Job, bool) {
-	j, err := a.r.Replication.Job(req.Context(), req.PathValue("id"))
+	ctx := req.Context()
+	id := req.PathValue("id")
+	j, err := a.r.Replication.Job(ctx, id)
+	if err == nil && !a.ownership(ctx)(j.Bucket) {
+		err = fmt.Errorf("%w: %s", replication.ErrNoSuchJob, id)
+	}
 	if err != nil {
 		a.fail(w, req, "read replication job", err)
 		return nil, false
 	}
-	if !a.ownership(req.Context())(j.Bucket) {
-		writeJSONError(w, http.StatusForbidden, "AccessDenied", fmt.Sprintf("job %s replicates bucket %s, which is not yours", j.ID, j.Bucket))
+	arn := fmt.Sprintf("arn:aws:s3:%s:%s:job/%s", a.r.cfg.Region, callerOf(ctx).AccountID, j.ID)
+	if err := a.r.authorize(req, actionDescribeJob, arn, nil); err != nil {
+		writeDenied(w, err)
 		return nil, false
 	}
 	return j, true
+}
+
+// permitted returns a test of whether the caller may do action on a
+// bucket of this region its account owns, which looks each bucket up
+// once. A bucket that is gone is nobody's.
+func (a *replicationAPI) permitted(req *http.Request, action string) func(bucket string) bool {
+	owns := a.ownership(req.Context())
+	allowed := map[string]bool{}
+	return func(bucket string) bool {
+		v, ok := allowed[bucket]
+		if !ok {
+			v = owns(bucket)
+			if v {
+				b, err := a.r.Store.Bucket(req.Context(), bucket)
+				v = err == nil && a.r.authorize(req, action, "arn:aws:s3:::"+bucket, b) == nil
+			}
+			allowed[bucket] = v
+		}
+		return v
+	}
 }
 
 // ownership returns a test of whether the caller owns a bucket of this

@@ -270,8 +270,9 @@ func TestReplicationAPIAuthorization(t *testing.T) {
 	other.fails(http.MethodPost, "retry?bucket=src", nil, 403, "AccessDenied")
 	other.fails(http.MethodGet, "diff?bucket=src", nil, 403, "AccessDenied")
 	other.fails(http.MethodPost, "jobs", []byte(`{"bucket":"src"}`), 403, "AccessDenied")
-	other.fails(http.MethodGet, "jobs/"+j.ID, nil, 403, "AccessDenied")
-	other.fails(http.MethodGet, "jobs/"+j.ID+"/report", nil, 403, "AccessDenied")
+	// Jobs are their account's: another account's job is no job at all.
+	other.fails(http.MethodGet, "jobs/"+j.ID, nil, 404, "NoSuchJob")
+	other.fails(http.MethodGet, "jobs/"+j.ID+"/report", nil, 404, "NoSuchJob")
 	var st struct{ Rules []replication.RuleStatus }
 	other.ok(http.MethodGet, "status", nil, &st)
 	if len(st.Rules) != 0 {

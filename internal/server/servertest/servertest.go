@@ -67,9 +67,10 @@ func Start(t testing.TB, opts Options) *Region {
 		opts.Dir = t.TempDir()
 	}
 	cfg := server.Config{
-		Region:  opts.Region,
-		DataDir: opts.Dir,
-		Listen:  "127.0.0.1:0",
+		Region:       opts.Region,
+		DataDir:      opts.Dir,
+		Listen:       "127.0.0.1:0",
+		MetricsToken: MetricsToken,
 		Keys: []iam.Key{
 			iam.RootKey(AccountID, AccessKey, SecretKey),
 			iam.RootKey(OtherAccountID, OtherAccessKey, OtherSecretKey),
@@ -106,6 +107,25 @@ func Start(t testing.TB, opts Options) *Region {
 		}
 	})
 	return tr
+}
+
+// MetricsToken is the bearer token of the regions' GET /metrics.
+const MetricsToken = "servertest-metrics-token"
+
+// Metrics reads the region's GET /metrics as Prometheus does, with the
+// bearer token; the caller closes the body.
+func (r *Region) Metrics(t testing.TB) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.URL()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+MetricsToken)
+	resp, err := r.HTTPClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // StartRegions starts one region per name, each with its own data
