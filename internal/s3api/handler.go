@@ -168,6 +168,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(cw, r, rq, err)
 		return
 	}
+	if err := refuseUnsupported(r, op); err != nil {
+		h.writeError(cw, r, rq, err)
+		return
+	}
+	if err := h.checkExpectedOwners(r, rq); err != nil {
+		h.writeError(cw, r, rq, err)
+		return
+	}
 	if err := fn(cw, r, rq); err != nil {
 		h.writeError(cw, r, rq, err)
 	}
