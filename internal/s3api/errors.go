@@ -214,6 +214,7 @@ var errorTable = []struct {
 	{replication.ErrMixedSchema, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrPriorityRequired, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrDuplicatePriority, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrNegativePriority, apiErr("InvalidArgument", 400, ""), true},
 	{replication.ErrDeleteMarkerReplicationRequired, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrDeleteMarkerReplicationWithTags, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrInvalidDestination, apiErr("InvalidArgument", 400, ""), true},
