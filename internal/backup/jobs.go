@@ -391,7 +391,8 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	if in.IAMRoleARN == "" {
 		return nil, errorf(ErrMissingParameter, "Missing required parameter IamRoleArn.")
 	}
-	if _, err := bucketOfARN(in.ResourceARN); err != nil {
+	bucket, err := bucketOfARN(in.ResourceARN)
+	if err != nil {
 		return nil, err
 	}
 	if err := validateLifecycle(in.Lifecycle, "the backup job"); err != nil {
@@ -399,6 +400,9 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	}
 	v, err := s.cat.DescribeVault(ctx, account, in.VaultName)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOwnBucket(ctx, account, bucket); err != nil {
 		return nil, err
 	}
 	s.startMu.Lock()
@@ -705,6 +709,9 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	}
 	plan, err := parseRestoreMetadata(p, in.Metadata)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkOwnBucket(ctx, account, plan.bucket); err != nil {
 		return nil, err
 	}
 	s.startMu.Lock()

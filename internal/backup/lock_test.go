@@ -8,14 +8,17 @@ import (
 	"testing"
 	"time"
 
+	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
 // These tests sit inside the package: a point in cold storage can only be
 // made directly by writing its record.
 
-// lockEnv is a catalog and job service on a clock the test moves, with no
-// object store: nothing here reads a bucket.
+// lockEnv is a catalog and job service on a clock the test moves, over an
+// object store without buckets: a job is refused or fails before it reads
+// one.
 type lockEnv struct {
 	t     *testing.T
 	clock atomic.Int64
@@ -36,8 +39,13 @@ func newLockEnv(t *testing.T) *lockEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	blobs, err := blobfs.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := objectstore.New(objectstore.Config{Region: "us-east-1", Meta: m, Blobs: blobs, Now: e.now, InlineLimit: -1})
 	e.cat = NewCatalog(m, "us-east-1", e.now)
-	if e.svc, err = NewService(ctx, ServiceConfig{Catalog: e.cat, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")}); err != nil {
+	if e.svc, err = NewService(ctx, ServiceConfig{Catalog: e.cat, Store: st, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.svc.Close(ctx) })

@@ -33,6 +33,36 @@ func bucketOfARN(arn string) (string, error) {
 	return b, nil
 }
 
+// checkOwnBucket refuses a bucket that exists and belongs to another
+// account than the one starting a job on it. A backup reads, and a restore
+// writes, the buckets of the job's own account only: AWS Backup protects
+// the resources of the account that calls it, and reaches another
+// account's only through copies into that account's vaults. The refusal
+// comes when the job is asked for, so that no job is created to fail.
+//
+// Its kind is ErrInvalidParameter, InvalidParameterValueException on the
+// wire: of the errors botocore's model declares for StartBackupJob and
+// StartRestoreJob, it is the one for a parameter naming something the call
+// cannot use, and it is what a resource ARN Bulwark cannot back up already
+// gets. The model declares no AccessDeniedException for them, and it would
+// suggest a policy could allow the call, which none can.
+//
+// A bucket that does not exist passes: the job fails when it runs, as it
+// does for a bucket deleted after the job started.
+func (s *Service) checkOwnBucket(ctx context.Context, account, bucket string) error {
+	b, err := s.store.Bucket(ctx, bucket)
+	if errors.Is(err, objectstore.ErrNoSuchBucket) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up bucket %q: %w", bucket, err)
+	}
+	if b.Owner != account {
+		return errorf(ErrInvalidParameter, "Bucket %s belongs to another account.", bucket)
+	}
+	return nil
+}
+
 // prevObject is what an earlier point holds of a key.
 type prevObject struct {
 	versionID, etag string

@@ -31,8 +31,9 @@ import (
 // service is the credential scope's service of AWS Backup.
 const service = "backup"
 
-// maxBody bounds a request body.
-const maxBody = 1 << 20
+// maxBody bounds a request body: the signature verifier's bound on a body
+// it reads whole to hash.
+const maxBody = sigv4.MaxHashedBody
 
 // Log attribute keys.
 const (
@@ -155,15 +156,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answered only to authenticated callers.
 func (h *Handler) unmatched(w http.ResponseWriter, r *http.Request) {
 	rid := newRequestID()
-	if _, err := h.authenticate(r); err != nil {
-		h.writeError(r.Context(), w, "", rid, err)
-		return
-	}
+	op := ""
 	for _, u := range unimplemented {
 		if u.method == r.Method && matchTemplate(u.uri, r.URL.EscapedPath()) {
-			h.writeError(r.Context(), w, u.op, rid, errf("NotImplementedException", http.StatusNotImplemented, "Bulwark does not implement the AWS Backup operation %s yet.", u.op))
-			return
+			op = u.op
+			break
 		}
+	}
+	if _, err := h.authenticate(r, op); err != nil {
+		h.writeError(r.Context(), w, op, rid, err)
+		return
+	}
+	if op != "" {
+		h.writeError(r.Context(), w, op, rid, errf("NotImplementedException", http.StatusNotImplemented, "Bulwark does not implement the AWS Backup operation %s yet.", op))
+		return
 	}
 	h.writeError(r.Context(), w, "", rid, errUnknownOp)
 }
@@ -208,7 +214,7 @@ type call struct {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, fn operation) {
 	rid := newRequestID()
 	ctx := r.Context()
-	c, err := h.authenticate(r)
+	c, err := h.authenticate(r, op)
 	if err != nil {
 		h.writeError(ctx, w, op, rid, err)
 		return
@@ -236,10 +242,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, fn op
 
 // authenticate verifies the signature, refuses unknown, inactive and
 // expired credentials, and reads the body the signature covers.
-func (h *Handler) authenticate(r *http.Request) (*call, error) {
+func (h *Handler) authenticate(r *http.Request, op string) (*call, error) {
 	ctx := r.Context()
 	p, res, err := auth.Caller(ctx, h.verify, h.keys, r, h.now())
 	switch {
+	case errors.Is(err, sigv4.ErrBodyTooLarge):
+		return nil, bodyTooLarge(op)
 	case errors.Is(err, auth.ErrAnonymous):
 		return nil, errMissingAuth
 	case errors.Is(err, iam.ErrExpiredToken):
@@ -254,7 +262,7 @@ func (h *Handler) authenticate(r *http.Request) (*call, error) {
 		return nil, err
 	}
 	if len(body) > maxBody {
-		return nil, errBodyTooLarge
+		return nil, bodyTooLarge(op)
 	}
 	return &call{h: h, r: r, body: body, caller: p, account: p.AccountID}, nil
 }

@@ -10,10 +10,9 @@ import (
 	"github.com/bulwark/bulwark/internal/iam/policy"
 )
 
-// Kinds of resource policy a request may carry.
+// Kinds of the documents IAM stores.
 const (
 	identityKind = policy.Identity
-	resourceKind = policy.Resource
 	trustKind    = policy.Trust
 )
 
@@ -30,8 +29,17 @@ func checkPolicy(doc string, kind policy.Kind) error {
 	return nil
 }
 
-// CheckResourcePolicy validates a bucket policy before it is stored.
-func CheckResourcePolicy(doc []byte) error { return checkPolicy(string(doc), resourceKind) }
+// CheckBucketPolicy validates a policy for bucket before it is stored, as
+// S3 does (policy.ParseBucket): beyond the policy language, its resources
+// must be the bucket and its objects, and its actions S3's. Errors wrap
+// ErrMalformedPolicy and the parser's *policy.MalformedError, whose Message
+// is S3's wording for the MalformedPolicy answer.
+func CheckBucketPolicy(doc []byte, bucket string) error {
+	if _, err := policy.ParseBucket(doc, bucket); err != nil {
+		return fmt.Errorf("bucket policy of %q: %w: %w", bucket, ErrMalformedPolicy, err)
+	}
+	return nil
+}
 
 // Evaluator decides requests with AWS's policy evaluation logic: an
 // explicit Deny in any applicable policy wins; otherwise, within one

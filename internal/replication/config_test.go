@@ -125,6 +125,8 @@ func TestValidateRefuses(t *testing.T) {
 		{name: "V2 without priority", base: v2Config, change: func(c *Config) { c.Rules[1].Priority = nil },
 			want: ErrPriorityRequired, msg: msgPriorityRequired},
 		{name: "duplicate priority", base: v2Config, change: func(c *Config) { c.Rules[1].Priority = ptr(2) }, want: ErrDuplicatePriority},
+		{name: "negative priority", base: v2Config, change: func(c *Config) { c.Rules[1].Priority = ptr(-5) },
+			want: ErrNegativePriority, msg: "Priority must be a non-negative integer."},
 		{name: "delete markers with tag", base: v2Config, change: func(c *Config) { c.Rules[1].DeleteMarkerReplication.Status = Enabled },
 			want: ErrDeleteMarkerReplicationWithTags, msg: msgDeleteMarkerWithTags},
 		{name: "delete markers with single tag", base: v2Config, change: func(c *Config) {

@@ -19,6 +19,7 @@ var (
 	ErrMixedSchema                     = errors.New("V1 and V2 rules mixed")
 	ErrPriorityRequired                = errors.New("V2 rule without priority")
 	ErrDuplicatePriority               = errors.New("duplicate rule priority")
+	ErrNegativePriority                = errors.New("negative rule priority")
 	ErrDeleteMarkerReplicationRequired = errors.New("V2 rule without DeleteMarkerReplication")
 	ErrDeleteMarkerReplicationWithTags = errors.New("delete marker replication with a tag filter")
 	ErrInvalidDestination              = errors.New("invalid destination bucket ARN")
@@ -89,6 +90,12 @@ func Validate(c *Config, src BucketInfo, lookup func(bucket string) (BucketInfo,
 	priorities := map[int]bool{}
 	for i := range c.Rules {
 		r := &c.Rules[i]
+		// S3 reads a priority as an integer and ranks rules by it, higher
+		// first; below zero it is refused as an argument out of range, the
+		// way S3 refuses the negative counts of its other configurations.
+		if r.Priority != nil && *r.Priority < 0 {
+			return refuse(ErrNegativePriority, "Priority must be a non-negative integer.")
+		}
 		if len([]rune(r.ID)) > MaxRuleID {
 			return refuse(ErrRuleIDTooLong, "ID length should not exceed allowed limit of %d", MaxRuleID)
 		}

@@ -2,7 +2,6 @@ package s3api
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 
@@ -28,12 +27,8 @@ func (h *Handler) putBucketPolicy(w http.ResponseWriter, r *http.Request, rq *re
 	if t := bytes.TrimSpace(doc); len(t) == 0 || t[0] != '{' {
 		return apiErr("MalformedPolicy", 400, "Policies must be valid JSON and the first byte must be '{'")
 	}
-	if err := iam.CheckResourcePolicy(doc); err != nil {
-		msg := err.Error()
-		if i := bytes.IndexByte([]byte(msg), ':'); i >= 0 && errors.Is(err, iam.ErrMalformedPolicy) {
-			msg = msg[i+2:]
-		}
-		return apiErr("MalformedPolicy", 400, msg)
+	if err := iam.CheckBucketPolicy(doc, rq.bucket); err != nil {
+		return err
 	}
 	if err := h.store.SetBucketPolicy(r.Context(), rq.bucket, doc); err != nil {
 		return err

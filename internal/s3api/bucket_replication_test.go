@@ -224,6 +224,33 @@ func TestBucketReplicationRefused(t *testing.T) {
 	wantCode(t, err, "ReplicationConfigurationNotFoundError", 404)
 }
 
+// TestBucketReplicationNegativePriority checks that a rule with a negative
+// priority is refused and leaves the stored configuration as it was.
+func TestBucketReplicationNegativePriority(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	replBuckets(t, c)
+	src := aws.String("repl-src")
+	want := replConfig()
+	must[*s3.PutBucketReplicationOutput](t)(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: src, ReplicationConfiguration: want}))
+
+	for _, p := range []int32{-5, -1} {
+		bad := replConfig()
+		bad.Rules[0].Priority = aws.Int32(p)
+		_, err := c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: src, ReplicationConfiguration: bad})
+		wantMessage(t, err, "InvalidArgument", 400, "Priority must be a non-negative integer.")
+	}
+	got := must[*s3.GetBucketReplicationOutput](t)(c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: src}))
+	if !reflect.DeepEqual(got.ReplicationConfiguration, want) {
+		t.Fatalf("after the refusals:\n got %+v\nwant %+v", got.ReplicationConfiguration, want)
+	}
+
+	// Zero is the lowest priority S3 takes.
+	zero := replConfig()
+	zero.Rules[1].Priority = aws.Int32(0)
+	must[*s3.PutBucketReplicationOutput](t)(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: src, ReplicationConfiguration: zero}))
+}
+
 // TestBucketReplicationWire covers what an SDK never sends: a body without
 // Content-MD5 or checksum, a wrong digest, and broken XML.
 func TestBucketReplicationWire(t *testing.T) {

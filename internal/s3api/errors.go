@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwark/bulwark/internal/checksum"
 	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/iam/policy"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -78,6 +79,7 @@ var (
 	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
 	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
 	errACLNotSupported      = apiErr("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+	errMalformedPolicy      = apiErr("MalformedPolicy", 400, "This policy contains invalid Json")
 )
 
 // Errors of bucket CORS and of preflight requests, worded as S3 sends them
@@ -122,6 +124,17 @@ func toAPIError(err error) *APIError {
 		e := *errAccessDenied
 		if _, why, ok := strings.Cut(err.Error(), iam.ErrAccessDenied.Error()+": "); ok {
 			e.Message = why
+		}
+		e.err = err
+		return &e
+	}
+	if errors.Is(err, iam.ErrMalformedPolicy) {
+		// The parser's message is S3's; where in the document the problem
+		// is stays in the cause, for the log.
+		e := *errMalformedPolicy
+		var me *policy.MalformedError
+		if errors.As(err, &me) {
+			e.Message = me.Message
 		}
 		e.err = err
 		return &e
@@ -214,6 +227,7 @@ var errorTable = []struct {
 	{replication.ErrMixedSchema, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrPriorityRequired, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrDuplicatePriority, apiErr("InvalidRequest", 400, ""), true},
+	{replication.ErrNegativePriority, apiErr("InvalidArgument", 400, ""), true},
 	{replication.ErrDeleteMarkerReplicationRequired, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrDeleteMarkerReplicationWithTags, apiErr("InvalidRequest", 400, ""), true},
 	{replication.ErrInvalidDestination, apiErr("InvalidArgument", 400, ""), true},

@@ -52,6 +52,10 @@ var (
 	ErrInvalidContentSHA256 = errors.New("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* value, or a hex sha256")
 	// InvalidRequest (400).
 	ErrInvalidRequest = errors.New("invalid request")
+	// A body over MaxHashedBody, which Verify reads whole to hash it. The
+	// error wraps ErrInvalidRequest too, for wires that answer both alike;
+	// one that has its own answer for a body too large tests for this.
+	ErrBodyTooLarge = errors.New("request body too large")
 	// InvalidArgument (400).
 	ErrInvalidArgument = errors.New("invalid argument")
 	// IncompleteBody (400): the body ended early, or its decoded length is
@@ -305,7 +309,7 @@ func hashBody(r *http.Request, sr *signedRequest) error {
 			return bodyError(err)
 		}
 		if len(b) > MaxHashedBody {
-			return fmt.Errorf("%w: body larger than %d bytes", ErrInvalidRequest, MaxHashedBody)
+			return fmt.Errorf("%w: %w: body larger than %d bytes", ErrInvalidRequest, ErrBodyTooLarge, MaxHashedBody)
 		}
 		body = b
 	}

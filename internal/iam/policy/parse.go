@@ -33,18 +33,49 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	if kind != Identity && kind != Resource && kind != Trust {
 		return nil, fmt.Errorf("parse policy: unknown kind %v", kind)
 	}
+	return parse(doc, &dialect{kind: kind})
+}
+
+// dialect is what a document is checked for: its kind and, for an S3
+// bucket policy, the bucket it is put on, for which S3 checks more than IAM
+// does and words its refusals its own way (bucket.go).
+type dialect struct {
+	kind   Kind
+	bucket string // "" but for a bucket policy
+	// vars says whether the document's version has policy variables; it is
+	// known once the top level is read.
+	vars bool
+	// actions caches what each action entry of a bucket policy names.
+	actions map[string]target
+}
+
+func (d *dialect) s3() bool { return d.bucket != "" }
+
+// msg is IAM's wording, or S3's for a bucket policy.
+func (d *dialect) msg(iam, s3 string) string {
+	if d.s3() {
+		return s3
+	}
+	return iam
+}
+
+func parse(doc []byte, d *dialect) (*Policy, error) {
 	if len(doc) > MaxSize {
 		return nil, malformed(msgTooLarge, "document is %d bytes", len(doc))
 	}
 	tree, err := decodeJSON(doc)
 	if err != nil {
+		var me *MalformedError
+		if d.s3() && errors.As(err, &me) {
+			me.Message = msgS3InvalidJSON
+		}
 		return nil, err
 	}
 	top, ok := tree.(*object)
 	if !ok {
-		return nil, malformed(syntaxMessage, "document is a JSON %s, not an object", typeName(tree))
+		return nil, malformed(d.msg(syntaxMessage, msgS3InvalidJSON), "document is a JSON %s, not an object", typeName(tree))
 	}
-	p := &Policy{kind: kind, raw: append([]byte(nil), doc...)}
+	p := &Policy{kind: d.kind, raw: append([]byte(nil), doc...)}
 	var stmts any
 	haveStatement := false
 	for _, m := range top.members {
@@ -52,7 +83,7 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 		case "Version":
 			v, ok := m.val.(string)
 			if !ok || (v != Version2012 && v != Version2008) {
-				return nil, malformed(syntaxMessage, "Version must be %q or %q", Version2012, Version2008)
+				return nil, malformed(d.msg(syntaxMessage, msgS3Version), "Version must be %q or %q", Version2012, Version2008)
 			}
 			p.Version = v
 		case "Id":
@@ -80,15 +111,16 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 		return nil, malformed(syntaxMessage, "Statement is a %s", typeName(stmts))
 	}
 	if len(list) == 0 {
-		return nil, malformed(msgMissingStatement, "Statement is empty")
+		return nil, malformed(d.msg(msgMissingStatement, msgS3EmptyStatement), "Statement is empty")
 	}
+	d.vars = p.Version == Version2012
 	sids := map[string]bool{}
 	for i, e := range list {
 		obj, ok := e.(*object)
 		if !ok {
 			return nil, malformed(syntaxMessage, "statement %d is a %s, not an object", i, typeName(e))
 		}
-		st, err := parseStatement(obj, kind)
+		st, err := parseStatement(obj, d)
 		if err != nil {
 			var me *MalformedError
 			if errors.As(err, &me) {
@@ -120,7 +152,8 @@ type elements struct {
 	effect, principal, notPrincipal, action, notAction, resource, notResource bool
 }
 
-func parseStatement(obj *object, kind Kind) (Statement, error) {
+func parseStatement(obj *object, d *dialect) (Statement, error) {
+	kind := d.kind
 	var st Statement
 	var has elements
 	for _, m := range obj.members {
@@ -153,16 +186,16 @@ func parseStatement(obj *object, kind Kind) (Statement, error) {
 			st.NotPrincipal, err = parsePrincipals(m.val)
 			has.notPrincipal = true
 		case "Action":
-			st.Action, err = parseActions(m.key, m.val, kind)
+			st.Action, err = parseActions(m.key, m.val, d)
 			has.action = true
 		case "NotAction":
-			st.NotAction, err = parseActions(m.key, m.val, kind)
+			st.NotAction, err = parseActions(m.key, m.val, d)
 			has.notAction = true
 		case "Resource":
-			st.Resource, err = parseResources(m.key, m.val, kind)
+			st.Resource, err = parseResources(m.key, m.val, d)
 			has.resource = true
 		case "NotResource":
-			st.NotResource, err = parseResources(m.key, m.val, kind)
+			st.NotResource, err = parseResources(m.key, m.val, d)
 			has.notResource = true
 		case "Condition":
 			st.Conditions, err = parseConditions(m.val)
@@ -183,13 +216,18 @@ func parseStatement(obj *object, kind Kind) (Statement, error) {
 	case has.action && has.notAction:
 		return st, malformed(syntaxMessage, "both Action and NotAction")
 	case !has.action && !has.notAction:
-		return st, malformed(msgNoActions, "")
+		return st, malformed(d.msg(msgNoActions, msgS3MissingElement), "no Action or NotAction")
 	}
 	switch {
 	case has.resource && has.notResource:
 		return st, malformed(syntaxMessage, "both Resource and NotResource")
 	case !has.resource && !has.notResource && kind != Trust:
-		return st, malformed(msgNoResources, "")
+		return st, malformed(d.msg(msgNoResources, msgS3MissingElement), "no Resource or NotResource")
+	}
+	if d.s3() {
+		if err := checkBucketStatement(&st, d); err != nil {
+			return st, err
+		}
 	}
 	return st, nil
 }
@@ -229,16 +267,22 @@ func isAlnum(s string) bool {
 	return true
 }
 
-func parseActions(elem string, v any, kind Kind) ([]string, error) {
+func parseActions(elem string, v any, d *dialect) ([]string, error) {
 	list, ok := stringList(v)
 	if !ok {
-		return nil, malformed(syntaxMessage, "%s is a %s, not a string or a list of strings", elem, typeName(v))
+		return nil, malformed(d.msg(syntaxMessage, msgS3InvalidAction), "%s is a %s, not a string or a list of strings", elem, typeName(v))
 	}
 	if len(list) == 0 {
-		return nil, malformed(msgNoActions, "%s is empty", elem)
+		return nil, malformed(d.msg(msgNoActions, msgS3InvalidAction), "%s is empty", elem)
 	}
 	for _, a := range list {
-		if err := checkAction(a, kind); err != nil {
+		var err error
+		if d.s3() {
+			err = checkS3Action(a, d)
+		} else {
+			err = checkAction(a, d.kind)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -286,18 +330,24 @@ func actionChars(s string) bool {
 	return true
 }
 
-func parseResources(elem string, v any, kind Kind) ([]string, error) {
-	if kind == Trust {
+func parseResources(elem string, v any, d *dialect) ([]string, error) {
+	if d.kind == Trust {
 		return nil, malformed("Has prohibited field "+elem, "")
 	}
 	list, ok := stringList(v)
 	if !ok {
-		return nil, malformed(syntaxMessage, "%s is a %s, not a string or a list of strings", elem, typeName(v))
+		return nil, malformed(d.msg(syntaxMessage, msgS3InvalidResource), "%s is a %s, not a string or a list of strings", elem, typeName(v))
 	}
 	if len(list) == 0 {
-		return nil, malformed(msgNoResources, "%s is empty", elem)
+		return nil, malformed(d.msg(msgNoResources, msgS3InvalidResource), "%s is empty", elem)
 	}
 	for _, r := range list {
+		if d.s3() {
+			if err := checkBucketResource(r, d); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if r != "*" && !strings.HasPrefix(r, "arn:") {
 			return nil, malformed(fmt.Sprintf(msgResourceFormat, r), "")
 		}

@@ -2,6 +2,10 @@
 // policies such as bucket policies, and role trust policies) and evaluates one
 // document against a request, as AWS's policy evaluation logic defines it.
 //
+// ParseBucket adds the checks S3 makes of a bucket policy before storing
+// it: resources within the bucket, S3 actions, each applying to one of its
+// statement's resources, and S3's wording of every refusal.
+//
 // The package decides one document at a time; combining an identity policy, a
 // bucket policy and account ownership into a final answer is the caller's
 // work. Evaluate is pure: the caller puts everything a condition or a policy
@@ -37,6 +41,10 @@
 //   - NotPrincipal must go with Deny and is refused in trust policies, as the
 //     NotPrincipal reference says; trust policies refuse Resource and
 //     NotResource and accept only sts: actions, as IAM does.
+//   - A bucket policy's resource is valid when, its policy variables standing
+//     for anything, it can match the bucket's ARN or the ARN of an object of
+//     the bucket (a key of one character or more); "*" alone is refused, as
+//     S3 refuses it.
 package policy
 
 import (
