@@ -380,6 +380,9 @@ func (s *Store) GetObject(ctx context.Context, bucket, key, versionID string) (*
 		if err != nil {
 			return nil, nil, err
 		}
+		if v.Damaged != "" {
+			return nil, nil, fmt.Errorf("get object %q version %s: %w (%s)", key, v.VersionID, ErrDamaged, v.Damaged)
+		}
 		if len(v.Parts) > 0 {
 			return v, newPartsBody(ctx, s.blobs, v.Parts), nil
 		}

@@ -58,8 +58,11 @@ type Version struct {
 	// COMPLETED or FAILED on a source version a replication rule selected,
 	// REPLICA on a version written by replication.
 	ReplicationStatus string `json:"rstat,omitempty"`
-	inline            []byte
-	id                versionID
+	// Damaged, when set, says why the stored data was found damaged (see
+	// damage.go); reads refuse the version until it is repaired.
+	Damaged string `json:"damaged,omitempty"`
+	inline  []byte
+	id      versionID
 }
 
 // ChecksumKind is COMPOSITE for a multipart object whose checksum is

@@ -218,6 +218,10 @@ var errorTable = []struct {
 	{objectstore.ErrInvalidRequest, apiErr("InvalidRequest", 400, ""), true},
 	{objectstore.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
 	{objectstore.ErrPreconditionFailed, errPreconditionFailed, false},
+	// A version whose stored data the scrubber found damaged: never
+	// served, until it is repaired from a replica or a backup. A 500, as
+	// for any failure of the service's own storage, which clients retry.
+	{objectstore.ErrDamaged, apiErr("InternalError", 500, "The stored data of this object version is damaged: it is never served as it is; it is repaired from a replica in another region when one exists, or restore it from a backup (bulwark scrub --repair-from-backup)."), false},
 	{objectstore.ErrReplicationNeedsVersioning, apiErr("InvalidRequest", 400, "Versioning must be 'Enabled' on the bucket to apply a replication configuration"), false},
 	// The text of a replication.ConfigError is S3's message, except for a
 	// malformed document, whose text says why for the log.

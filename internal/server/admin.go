@@ -67,6 +67,7 @@ func (r *Region) adminRoutes() []adminRoute {
 	routes = append(routes, r.accountsRoutes()...)
 	routes = append(routes, r.copyRoutes()...)
 	routes = append(routes, r.metricsRoutes()...)
+	routes = append(routes, r.scrubRoutes()...)
 	return routes
 }
 

@@ -19,7 +19,7 @@ import (
 const adminActions = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[
   "s3:GetReplicationConfiguration","s3:PutReplicationConfiguration","s3:ListBucketVersions",
   "s3:CreateJob","s3:ListJobs","s3:DescribeJob",
-  "bulwark:GetMetrics","bulwark:ListAccounts","bulwark:CreateAccount"],"Resource":"*"}]}`
+  "bulwark:GetMetrics","bulwark:ListAccounts","bulwark:CreateAccount","bulwark:StartScrub","bulwark:GetScrubStatus"],"Resource":"*"}]}`
 
 // TestAdminAuthorizationMatrix sends every admin and peer API call as
 // every kind of principal and checks each answer: the admin API is
@@ -78,6 +78,9 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		{"GET", "v1/accounts", "", admins, nil},
 		{"POST", "v1/accounts", `{"name":""}`, admins, nil}, // invalid name: 400 once let in
 		{"GET", "v1/metrics", "", admins, nil},
+		{"GET", "v1/scrub", "", admins, nil},
+		{"POST", "v1/scrub", `{"bucket":"no-such-bucket"}`, admins, nil}, // 404 once let in
+		{"GET", "v1/scrub/copy?bucket=a-bucket&key=secret-key-name&versionId=x&etag=x&part=0", "", peers, nil},
 		{"GET", "v1/buckets/a-bucket", "", peers, nil},
 		{"GET", "v1/iam/snapshot", "", peers, nil},
 		{"POST", "v1/backup/copies/", `{}`, peers, nil},

@@ -32,6 +32,7 @@ import (
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/s3api"
+	"github.com/bulwark/bulwark/internal/scrub"
 	"github.com/bulwark/bulwark/internal/sigv4"
 	"github.com/bulwark/bulwark/internal/topology"
 )
@@ -86,6 +87,12 @@ type Config struct {
 	MetricsToken string
 	// MetricsPublic serves GET /metrics to anyone.
 	MetricsPublic bool
+	// ScrubInterval is the time between the scrubber's background passes
+	// over the region's data (a week when 0; negative runs none: only
+	// passes asked for); ScrubRate caps its reads in bytes per second
+	// (scrub.DefaultRate when 0).
+	ScrubInterval time.Duration
+	ScrubRate     int64
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -116,10 +123,12 @@ type Region struct {
 	Jobs   *backup.Service // backup and restore jobs, vault repositories
 	// BackupScheduler runs the region's backup plans (set by Serve).
 	BackupScheduler *backup.Scheduler
-	vaultKey        []byte     // the deployment key, which encrypts the vaults
-	iamCopy         *iamCopier // set when IAM's home is another region
-	peerOnce        sync.Once
-	peerState       *peerState // lookups and calls to the other regions
+	// Scrub checks the stored data and repairs what rotted.
+	Scrub     *scrub.Scrubber
+	vaultKey  []byte     // the deployment key, which encrypts the vaults
+	iamCopy   *iamCopier // set when IAM's home is another region
+	peerOnce  sync.Once
+	peerState *peerState // lookups and calls to the other regions
 	// Replication sends this region's new object versions to their
 	// destination buckets.
 	Replication *replication.Engine
@@ -151,6 +160,12 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	}
 	if cfg.UploadExpiry == 0 {
 		cfg.UploadExpiry = 7 * 24 * time.Hour
+	}
+	switch {
+	case cfg.ScrubInterval == 0:
+		cfg.ScrubInterval = 7 * 24 * time.Hour // as Ceph's weekly deep scrub
+	case cfg.ScrubInterval < 0:
+		cfg.ScrubInterval = 0
 	}
 	log := cfg.Logger.With("region", cfg.Region)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -266,6 +281,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		RetryMax: cfg.Replication.RetryMax, FailedRetry: cfg.Replication.FailedRetry,
 		Registry: reg, Logger: log,
 	})
+	r.Scrub = r.newScrubber()
 	return r, nil
 }
 
@@ -414,7 +430,9 @@ func (r *Region) Start() error {
 		go func() { defer r.wg.Done(); r.iamCopy.run(ctx) }()
 	}
 	r.startBackupScheduler(ctx)
+	r.Scrub.Open()
 	if err := r.Replication.Start(ctx); err != nil {
+		r.Scrub.Close()
 		cancel()
 		r.srv.Close()
 		r.wg.Wait()
@@ -458,6 +476,7 @@ func (r *Region) Close(ctx context.Context) error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	r.Scrub.Close()
 	r.Replication.Close()
 	if err := r.Jobs.Close(ctx); err != nil {
 		errs = append(errs, err)
