@@ -38,6 +38,7 @@ Commands:
   replication  see replication's state, retry failures, resync and compare buckets
   backup   see backup plans' next runs and last jobs, and the recovery points of each resource
   admin    create and list accounts (the deployment's admin only)
+  scrub    check a region's stored data and repair what rotted (the admin only)
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -69,6 +70,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.backup(ctx, args[1:])
 	case "admin":
 		err = m.admin(ctx, args[1:])
+	case "scrub":
+		err = m.scrub(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":
@@ -120,6 +123,8 @@ type runFlags struct {
 	replBandwidth         *int64
 	metricsTokenFile      *string
 	metricsPublic         *bool
+	scrubInterval         *time.Duration
+	scrubRate             *int64
 }
 
 // replication returns the replication engine's settings from the flags.
@@ -140,7 +145,19 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		metricsTokenFile: fs.String("metrics-token-file", "",
 			"file holding the bearer token GET /metrics must carry (default DATA/metrics-token, made when missing)"),
 		metricsPublic: fs.Bool("metrics-public", false, "serve GET /metrics to anyone, without a token"),
+		scrubInterval: fs.Duration("scrub-interval", 7*24*time.Hour,
+			"time between background passes that check the stored data against its checksums (0: none; bulwark scrub runs one)"),
+		scrubRate: fs.Int64("scrub-rate", 32, "cap the scrubber's reads at this many MiB/s"),
 	}
+}
+
+// scrub returns the scrubber's settings from the flags.
+func (rf runFlags) scrub() (interval time.Duration, rate int64) {
+	interval = *rf.scrubInterval
+	if interval == 0 {
+		interval = -1 // none: the server's zero means its default
+	}
+	return interval, max(*rf.scrubRate, 1) << 20
 }
 
 // metricsToken returns the bearer token of GET /metrics: the one in

@@ -65,6 +65,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
 	}
+	cfg.ScrubInterval, cfg.ScrubRate = rf.scrub()
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {
 			return err

@@ -70,6 +70,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
 			DeploymentKey: dkey, MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		}
+		cfgs[i].ScrubInterval, cfgs[i].ScrubRate = rf.scrub()
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {
