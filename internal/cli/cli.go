@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/server"
 )
 
@@ -114,6 +115,25 @@ type runFlags struct {
 	uploadExpiry          *time.Duration
 	replWorkers           *int
 	replBandwidth         *int64
+	readIdle, writeIdle   *time.Duration
+	maxConns, maxPerIP    *int
+}
+
+// clients returns the limits on clients from the flags, where 0 turns a
+// limit off.
+func (rf runFlags) clients() server.ClientLimits {
+	off := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	return server.ClientLimits{
+		ReadIdleTimeout:   time.Duration(off(int64(*rf.readIdle))),
+		WriteIdleTimeout:  time.Duration(off(int64(*rf.writeIdle))),
+		MaxConns:          int(off(int64(*rf.maxConns))),
+		MaxConnsPerClient: int(off(int64(*rf.maxPerIP))),
+	}
 }
 
 // replication returns the replication engine's settings from the flags.
@@ -131,6 +151,14 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		replWorkers: fs.Int("replication-workers", 16, "concurrent replication sends per destination bucket"),
 		replBandwidth: fs.Int64("replication-bandwidth", 0,
 			"cap replication to each destination bucket at this many MiB/s (0: no cap)"),
+		readIdle: fs.Duration("read-idle-timeout", httplimit.DefaultReadIdle,
+			"answer 400 RequestTimeout to a request whose headers or body send nothing this long (0: never)"),
+		writeIdle: fs.Duration("write-idle-timeout", httplimit.DefaultWriteIdle,
+			"drop a response the client reads nothing of this long (0: never)"),
+		maxConns: fs.Int("max-conns", httplimit.DefaultMaxConns,
+			"open client connections per region (0: no cap)"),
+		maxPerIP: fs.Int("max-conns-per-client", httplimit.DefaultMaxConnsPerClient,
+			"open connections per region from one client IP address (0: no cap)"),
 	}
 }
 

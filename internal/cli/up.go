@@ -64,6 +64,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
 			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
+			Clients:       rf.clients(),
 			DeploymentKey: dkey,
 		}
 	}
