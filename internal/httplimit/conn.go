@@ -94,6 +94,16 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite passes net/http's half-close through: after an answer to a
+// client still sending, it sends FIN and waits a little before closing,
+// so that the client reads the answer before any reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // armRead starts a wait for the request body: the read fails unless a byte
 // arrives within the idle period.
 func (c *conn) armRead(idle time.Duration) error {
