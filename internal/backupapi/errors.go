@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
 
@@ -37,6 +38,10 @@ var (
 	errUnknownOp     = errf("UnknownOperationException", 404, "The requested operation is not recognized by AWS Backup.")
 	errInvalidToken  = errf("InvalidParameterValueException", 400, "Invalid NextToken.")
 	errInvalidResult = errf("InvalidParameterValueException", 400, "MaxResults must be between 1 and 1000.")
+	// errRequestTimeout answers a body that stalled. The model names no
+	// such error; RequestTimeoutException is the code the SDKs retry as a
+	// transient failure in every service.
+	errRequestTimeout = errf("RequestTimeoutException", 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
 )
 
 // bodyTooLarge is the answer to a body over maxBody. The Backup model
@@ -98,6 +103,11 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if errors.Is(err, httplimit.ErrReadTimeout) {
+		e := *errRequestTimeout
+		e.err = err
+		return &e
 	}
 	var de *backup.Error
 	if errors.As(err, &de) {

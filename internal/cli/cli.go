@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/server"
 )
 
@@ -125,6 +126,25 @@ type runFlags struct {
 	metricsPublic         *bool
 	scrubInterval         *time.Duration
 	scrubRate             *int64
+	readIdle, writeIdle   *time.Duration
+	maxConns, maxPerIP    *int
+}
+
+// clients returns the limits on clients from the flags, where 0 turns a
+// limit off.
+func (rf runFlags) clients() server.ClientLimits {
+	off := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	return server.ClientLimits{
+		ReadIdleTimeout:   time.Duration(off(int64(*rf.readIdle))),
+		WriteIdleTimeout:  time.Duration(off(int64(*rf.writeIdle))),
+		MaxConns:          int(off(int64(*rf.maxConns))),
+		MaxConnsPerClient: int(off(int64(*rf.maxPerIP))),
+	}
 }
 
 // replication returns the replication engine's settings from the flags.
@@ -148,6 +168,14 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		scrubInterval: fs.Duration("scrub-interval", 7*24*time.Hour,
 			"time between background passes that check the stored data against its checksums (0: none; bulwark scrub runs one)"),
 		scrubRate: fs.Int64("scrub-rate", 32, "cap the scrubber's reads at this many MiB/s"),
+		readIdle: fs.Duration("read-idle-timeout", httplimit.DefaultReadIdle,
+			"answer 400 RequestTimeout to a request whose headers or body send nothing this long (0: never)"),
+		writeIdle: fs.Duration("write-idle-timeout", httplimit.DefaultWriteIdle,
+			"drop a response the client reads nothing of this long (0: never)"),
+		maxConns: fs.Int("max-conns", httplimit.DefaultMaxConns,
+			"open client connections per region (0: no cap)"),
+		maxPerIP: fs.Int("max-conns-per-client", httplimit.DefaultMaxConnsPerClient,
+			"open connections per region from one client IP address (0: no cap)"),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
@@ -42,6 +43,9 @@ var (
 	errNonUserCaller     = apiErr("ValidationError", 400, "Must specify userName when calling with non-User credentials")
 	errBoundary          = apiErr("InvalidInput", 400, "Permissions boundaries are not supported by Bulwark.")
 	errSessionPolicy     = apiErr("ValidationError", 400, "Session policies (Policy, PolicyArns) are not supported by Bulwark.")
+	// errRequestTimeout answers a body that stalled, with the code the
+	// SDKs retry as a transient failure in every service.
+	errRequestTimeout = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
 )
 
 // domainErrors maps the iam package's error kinds to codes. sts, when
@@ -94,6 +98,11 @@ func toAPIError(err error, service string) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if errors.Is(err, httplimit.ErrReadTimeout) {
+		e := *errRequestTimeout
+		e.err = err
+		return &e
 	}
 	for _, d := range domainErrors {
 		if !errors.Is(err, d.err) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulwark/bulwark/internal/checksum"
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iam/policy"
 	"github.com/bulwark/bulwark/internal/objectstore"
@@ -75,7 +76,7 @@ var (
 	errNoSuchTagSet         = apiErr("NoSuchTagSet", 404, "The TagSet does not exist")
 	errKeyTooLong           = apiErr("KeyTooLongError", 400, "Your key is too long")
 	errMetadataTooLarge     = apiErr("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size.")
-	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")
+	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
 	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
 	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
 	errACLNotSupported      = apiErr("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
@@ -166,6 +167,9 @@ var errorTable = []struct {
 	api    *APIError
 	detail bool
 }{
+	// First: a stalled body surfaces through every reader of the body,
+	// some of which wrap it in errors of their own.
+	{httplimit.ErrReadTimeout, errRequestTimeout, false},
 	{objectstore.ErrNoSuchBucket, errNoSuchBucket, false},
 	{objectstore.ErrNoSuchKey, errNoSuchKey, false},
 	{objectstore.ErrNoSuchVersion, errNoSuchVersion, false},

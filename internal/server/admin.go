@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark/bulwark/internal/auth"
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
@@ -241,6 +242,9 @@ func writeDenied(w http.ResponseWriter, err error) {
 func readBody(w http.ResponseWriter, req *http.Request, limit int64, what string) ([]byte, bool) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	switch {
+	case errors.Is(err, httplimit.ErrReadTimeout):
+		writeRequestTimeout(w)
+		return nil, false
 	case err != nil:
 		writeJSONError(w, http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("read %s: %v", what, err))
 		return nil, false
@@ -261,4 +265,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"code": code, "message": msg})
+}
+
+// requestTimeoutMessage is S3's wording of RequestTimeout, which the
+// admin API and IAM's forwarding answer a stalled body with.
+const requestTimeoutMessage = "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."
+
+// writeRequestTimeout answers a request whose body stalled, with S3's code
+// for it.
+func writeRequestTimeout(w http.ResponseWriter) {
+	writeJSONError(w, http.StatusBadRequest, "RequestTimeout", requestTimeoutMessage)
 }

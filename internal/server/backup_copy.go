@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backup/vault"
+	"github.com/bulwark/bulwark/internal/httplimit"
 )
 
 // Copies of recovery points into another region's vault travel over the
@@ -248,6 +249,8 @@ func (r *Region) writeCopyError(w http.ResponseWriter, err error) {
 		}
 	}
 	switch {
+	case errors.Is(err, httplimit.ErrReadTimeout):
+		writeRequestTimeout(w)
 	case errors.Is(err, errNoSuchSession):
 		writeJSONError(w, http.StatusNotFound, codeNoSuchSession, err.Error())
 	case errors.Is(err, vault.ErrInvalid), errors.Is(err, vault.ErrNotFound):

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/s3api"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -209,6 +210,8 @@ func (rt *router) forward(w http.ResponseWriter, req *http.Request, bucket, home
 		w.Header()[h] = v
 	}
 	switch {
+	case errors.Is(body.readErr(), httplimit.ErrReadTimeout):
+		return true, body.readErr() // the client stalled (and its context ended with it)
 	case req.Context().Err() != nil:
 		return true, req.Context().Err() // the client is gone
 	case body.readErr() != nil:

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 )
 
@@ -154,6 +155,12 @@ func (r *Region) forwardIAM(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "IAM home region "+home+" has no endpoint", http.StatusServiceUnavailable)
 		return
 	}
+	// The transport reports a body that failed as a broken request; the
+	// body itself says whether the client stalled.
+	body := &recordingBody{ReadCloser: req.Body}
+	if req.Body != nil {
+		req.Body = body
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -163,8 +170,13 @@ func (r *Region) forwardIAM(w http.ResponseWriter, req *http.Request) {
 		},
 		Transport: r.peers().transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			r.log.Warn("forward IAM call", "home", home, "err", err)
 			w.Header().Set("Content-Type", "text/xml")
+			if errors.Is(body.readErr(), httplimit.ErrReadTimeout) {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>RequestTimeout</Code><Message>%s</Message></Error></ErrorResponse>`, requestTimeoutMessage)
+				return
+			}
+			r.log.Warn("forward IAM call", "home", home, "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>IAM is held by region %s, which did not answer.</Message></Error></ErrorResponse>`, home)
 		},

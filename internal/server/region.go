@@ -26,6 +26,7 @@ import (
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
+	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
@@ -93,6 +94,25 @@ type Config struct {
 	// (scrub.DefaultRate when 0).
 	ScrubInterval time.Duration
 	ScrubRate     int64
+	// Clients bounds what clients can hold of the region: connections
+	// that make no progress, and how many may be open.
+	Clients ClientLimits
+}
+
+// ClientLimits bound what clients can hold of the region (see package
+// httplimit); zero values take httplimit's defaults, negative ones turn a
+// limit off.
+type ClientLimits struct {
+	// ReadIdleTimeout ends a request whose headers or body make no
+	// progress for this long: 400 RequestTimeout, connection closed.
+	ReadIdleTimeout time.Duration
+	// WriteIdleTimeout ends a response the client takes no byte of for
+	// this long.
+	WriteIdleTimeout time.Duration
+	// MaxConns caps open connections; MaxConnsPerClient those from one IP
+	// address (one /64 for IPv6). At a cap, a new connection displaces the
+	// one that has waited on its client longest, or is closed.
+	MaxConns, MaxConnsPerClient int
 }
 
 // ReplicationConfig tunes the replication engine; zero values take the
@@ -393,6 +413,14 @@ func (r *Region) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", r.cfg.Listen, err)
 	}
+	cl := r.cfg.Clients
+	limits := httplimit.New(httplimit.Config{
+		ReadIdle: cl.ReadIdleTimeout, WriteIdle: cl.WriteIdleTimeout,
+		MaxConns: cl.MaxConns, MaxConnsPerClient: cl.MaxConnsPerClient,
+		Registry: r.Registry, Logger: r.log,
+	})
+	// Below TLS: the limits count and time the bytes on the wire.
+	ln = limits.Listener(ln)
 	scheme := "http"
 	if r.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(r.cfg.TLSCert, r.cfg.TLSKey)
@@ -406,12 +434,14 @@ func (r *Region) Start() error {
 	r.ln = ln
 	r.url = scheme + "://" + ln.Addr().String()
 	r.srv = &http.Server{
-		Handler:           r.Handler(),
+		Handler: r.Handler(),
+		// The read idle timeout takes its place unless turned off.
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
+	limits.Configure(r.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(2)

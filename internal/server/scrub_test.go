@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"io"
 	"net/http"
 	"os"
@@ -82,13 +81,6 @@ func scrubAndWait(t *testing.T, r *servertest.Region, body string) *scrub.Pass {
 	}
 }
 
-func randomBytes(t *testing.T, n int) []byte {
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	mustDo(t, err)
-	return b
-}
-
 func readObject(t *testing.T, c *s3.Client, bucket, key, versionID string) ([]byte, error) {
 	t.Helper()
 	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), VersionId: aws.String(versionID)})
@@ -129,8 +121,8 @@ func TestScrubHealsFromTheOtherRegion(t *testing.T) {
 	versionedBucket(t, c, "scrubbed", "us-west-2")
 	versionedBucket(t, c, "scrubbed-replica", "us-east-1")
 	replicateAll(t, c, "scrubbed", "scrubbed-replica")
-	single := randomBytes(t, 300<<10)
-	multi := randomBytes(t, 6<<20)
+	single := randomBytes(300<<10)
+	multi := randomBytes(6<<20)
 	small := []byte("small enough to be kept inline")
 	vSingle := putObject(t, c, "scrubbed", "single", string(single))
 	vMulti := putMultipart(t, c, "scrubbed", "multi", multi)
@@ -204,7 +196,7 @@ func TestScrubWithoutAReplica(t *testing.T) {
 	c := r.Client(t)
 	ctx := context.Background()
 	versionedBucket(t, c, "alone", "us-west-2")
-	data := randomBytes(t, 200<<10)
+	data := randomBytes(200<<10)
 	vid := putObject(t, c, "alone", "precious", string(data))
 
 	bc := awsbackup.New(awsbackup.Options{BaseEndpoint: aws.String(r.URL()), Region: "us-west-2", RetryMaxAttempts: 1,
@@ -238,7 +230,7 @@ func TestScrubWithoutAReplica(t *testing.T) {
 		t.Fatalf("after the repair from backup: %d bytes, err %v", len(got), err)
 	}
 	// A blob lost for good, with no copy anywhere: reported, refused.
-	vid2 := putObject(t, c, "alone", "unbacked", string(randomBytes(t, 100<<10)))
+	vid2 := putObject(t, c, "alone", "unbacked", string(randomBytes(100<<10)))
 	mustDo(t, os.Remove(blobFile(t, r, "alone", "unbacked", vid2, 0)))
 	p = scrubAndWait(t, r, `{"bucket":"alone","repairFromBackup":true}`)
 	if p.Damaged != 1 || p.Repaired != 0 || p.Findings[0].Kind != "missing" {
