@@ -71,28 +71,12 @@ func TestCopySurvivesOutage(t *testing.T) {
 	}
 
 	bc := backupClient(west, "us-west-2")
-	role := aws.String("arn:aws:iam::" + servertest.AccountID + ":role/backup")
-	job, err := bc.StartBackupJob(ctx, &awsbackup.StartBackupJobInput{BackupVaultName: aws.String("Default"), ResourceArn: aws.String("arn:aws:s3:::source-bucket-name"), IamRoleArn: role})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var point *string
-	waitUntil(t, 2*time.Minute, "the backup", func() bool {
-		d, err := bc.DescribeBackupJob(ctx, &awsbackup.DescribeBackupJobInput{BackupJobId: job.BackupJobId})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.State == "FAILED" || d.State == "ABORTED" {
-			t.Fatalf("backup: %s %s", d.State, aws.ToString(d.StatusMessage))
-		}
-		point = d.RecoveryPointArn
-		return d.State == "COMPLETED"
-	})
+	point := backupSource(t, ctx, bc)
 
 	// us-east-1 goes down; the copy is asked for all the same.
 	east.kill(t)
 	cj, err := bc.StartCopyJob(ctx, &awsbackup.StartCopyJobInput{RecoveryPointArn: point, SourceBackupVaultName: aws.String("Default"),
-		DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:Default"), IamRoleArn: role})
+		DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:Default"), IamRoleArn: backupRole})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +120,7 @@ func TestCopySurvivesOutage(t *testing.T) {
 	if err != nil || len(pts.RecoveryPoints) != 1 {
 		t.Fatalf("us-east-1 Default vault: %v, %v", pts, err)
 	}
-	rj, err := ebc.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: pts.RecoveryPoints[0].RecoveryPointArn, IamRoleArn: role,
+	rj, err := ebc.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: pts.RecoveryPoints[0].RecoveryPointArn, IamRoleArn: backupRole,
 		Metadata: map[string]string{"DestinationBucketName": "restored-copy", "NewBucket": "true"}})
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +152,33 @@ func TestCopySurvivesOutage(t *testing.T) {
 	east.stop(t)
 	west.stop(t)
 	verifyVault(t, filepath.Join(eastDir, "vaults", servertest.AccountID, "Default"), pts.RecoveryPoints, "")
+}
+
+// backupRole is the role the tests' backup and copy jobs name.
+var backupRole = aws.String("arn:aws:iam::" + servertest.AccountID + ":role/backup")
+
+// backupSource backs source-bucket-name up into the Default vault of bc's
+// region and returns the recovery point.
+func backupSource(t *testing.T, ctx context.Context, bc *awsbackup.Client) *string {
+	t.Helper()
+	job, err := bc.StartBackupJob(ctx, &awsbackup.StartBackupJobInput{BackupVaultName: aws.String("Default"),
+		ResourceArn: aws.String("arn:aws:s3:::source-bucket-name"), IamRoleArn: backupRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var point *string
+	waitUntil(t, 2*time.Minute, "the backup", func() bool {
+		d, err := bc.DescribeBackupJob(ctx, &awsbackup.DescribeBackupJobInput{BackupJobId: job.BackupJobId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State == "FAILED" || d.State == "ABORTED" {
+			t.Fatalf("backup: %s %s", d.State, aws.ToString(d.StatusMessage))
+		}
+		point = d.RecoveryPointArn
+		return d.State == "COMPLETED"
+	})
+	return point
 }
 
 // waitUntil polls cond until it holds, failing the test after limit.

@@ -55,7 +55,13 @@ const deploymentKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 // waits for the first line it prints, which ends with its endpoint.
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return startCommand(t, exec.Command(bin, args...))
+}
+
+// startCommand is startProcess for a command that runs bulwark (in a
+// network namespace, say).
+func startCommand(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "BULWARK_ACCESS_KEY="+servertest.AccessKey, "BULWARK_SECRET_KEY="+servertest.SecretKey,
 		"BULWARK_ACCOUNT_ID="+servertest.AccountID, "BULWARK_DEPLOYMENT_KEY="+deploymentKey)
 	stdout, err := cmd.StdoutPipe()
@@ -71,7 +77,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("bulwark %s did not start: %v\n%s", strings.Join(args, " "), err, p.log)
+		t.Fatalf("%s did not start: %v\n%s", strings.Join(cmd.Args, " "), err, p.log)
 	}
 	f := strings.Fields(line)
 	p.url = f[len(f)-1]

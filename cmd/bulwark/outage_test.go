@@ -125,31 +125,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	wc := servertest.NewClient(west.url, "us-west-2", servertest.AccessKey, servertest.SecretKey, nil)
 	ec := servertest.NewClient(east.url, "us-east-1", servertest.AccessKey, servertest.SecretKey, nil)
-	for _, b := range []struct {
-		c      *s3.Client
-		name   string
-		region types.BucketLocationConstraint
-	}{{wc, "source-bucket-name", "us-west-2"}, {ec, "dest-bucket-name-us-east-1", ""}} {
-		in := &s3.CreateBucketInput{Bucket: aws.String(b.name)}
-		if b.region != "" {
-			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: b.region}
-		}
-		if _, err := b.c.CreateBucket(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(b.name),
-			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src, dst := aws.String("source-bucket-name"), aws.String("dest-bucket-name-us-east-1")
-	if _, err := wc.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: src, ReplicationConfiguration: &types.ReplicationConfiguration{
-		Role: aws.String("arn:aws:iam::" + servertest.AccountID + ":role/s3-replication-role"),
-		Rules: []types.ReplicationRule{{ID: aws.String("replicate-all-objects"), Status: types.ReplicationRuleStatusEnabled, Prefix: aws.String(""),
-			Destination: &types.Destination{Bucket: aws.String("arn:aws:s3:::dest-bucket-name-us-east-1"), StorageClass: types.StorageClassStandard}}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	src, dst := replicatedBuckets(t, ctx, wc, ec)
 
 	// Tag changes replicate when the role may read and replicate tags,
 	// beyond the article's three permissions: granted through the IAM API.
@@ -273,23 +249,7 @@ func TestOutageLosesNothing(t *testing.T) {
 
 	// Every acknowledged version is in the destination, same ID, same bytes.
 	for _, a := range acks {
-		if a.deleteMarker {
-			_, err := ec.HeadObject(ctx, &s3.HeadObjectInput{Bucket: dst, Key: aws.String(a.key), VersionId: aws.String(a.versionID)})
-			if err == nil || !strings.Contains(err.Error(), "405") {
-				t.Fatalf("delete marker %s %s not replicated: %v", a.key, a.versionID, err)
-			}
-			continue
-		}
-		out, err := ec.GetObject(ctx, &s3.GetObjectInput{Bucket: dst, Key: aws.String(a.key), VersionId: aws.String(a.versionID)})
-		if err != nil {
-			t.Fatalf("%s %s not replicated: %v", a.key, a.versionID, err)
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, out.Body)
-		out.Body.Close()
-		if err != nil || !bytes.Equal(h.Sum(nil), a.sum[:]) || out.ReplicationStatus != types.ReplicationStatusReplica {
-			t.Fatalf("%s %s: replica differs (status %q, %v)", a.key, a.versionID, out.ReplicationStatus, err)
-		}
+		wantReplica(t, ctx, ec, dst, a)
 		if v, ok := tags[a.key+"@"+a.versionID]; ok {
 			tg, err := ec.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: dst, Key: aws.String(a.key), VersionId: aws.String(a.versionID)})
 			if err != nil || len(tg.TagSet) != 1 || aws.ToString(tg.TagSet[0].Value) != v {
@@ -320,6 +280,63 @@ func TestOutageLosesNothing(t *testing.T) {
 		t.Fatalf("source has %d versions, destination %d: they differ", len(sv), len(dv))
 	}
 	t.Logf("%d writes acknowledged (%d replication operations) across a SIGKILL of the source with the destination down; all %d versions replicated, none twice", len(acks), ops, len(dv))
+}
+
+// replicatedBuckets makes the design article's setup: source-bucket-name in
+// us-west-2 replicating to dest-bucket-name-us-east-1 in us-east-1, both
+// versioned, with the article's replication rule.
+func replicatedBuckets(t *testing.T, ctx context.Context, wc, ec *s3.Client) (src, dst *string) {
+	t.Helper()
+	for _, b := range []struct {
+		c      *s3.Client
+		name   string
+		region types.BucketLocationConstraint
+	}{{wc, "source-bucket-name", "us-west-2"}, {ec, "dest-bucket-name-us-east-1", ""}} {
+		in := &s3.CreateBucketInput{Bucket: aws.String(b.name)}
+		if b.region != "" {
+			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: b.region}
+		}
+		if _, err := b.c.CreateBucket(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(b.name),
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, dst = aws.String("source-bucket-name"), aws.String("dest-bucket-name-us-east-1")
+	if _, err := wc.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: src, ReplicationConfiguration: &types.ReplicationConfiguration{
+		Role: aws.String("arn:aws:iam::" + servertest.AccountID + ":role/s3-replication-role"),
+		Rules: []types.ReplicationRule{{ID: aws.String("replicate-all-objects"), Status: types.ReplicationRuleStatusEnabled, Prefix: aws.String(""),
+			Destination: &types.Destination{Bucket: aws.String("arn:aws:s3:::dest-bucket-name-us-east-1"), StorageClass: types.StorageClassStandard}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return src, dst
+}
+
+// wantReplica fails the test unless the destination holds the version
+// the source acknowledged: same version ID, same bytes, status REPLICA (or
+// the same delete marker).
+func wantReplica(t *testing.T, ctx context.Context, ec *s3.Client, dst *string, a written) {
+	t.Helper()
+	if a.deleteMarker {
+		_, err := ec.HeadObject(ctx, &s3.HeadObjectInput{Bucket: dst, Key: aws.String(a.key), VersionId: aws.String(a.versionID)})
+		if err == nil || !strings.Contains(err.Error(), "405") {
+			t.Fatalf("delete marker %s %s not replicated: %v", a.key, a.versionID, err)
+		}
+		return
+	}
+	out, err := ec.GetObject(ctx, &s3.GetObjectInput{Bucket: dst, Key: aws.String(a.key), VersionId: aws.String(a.versionID)})
+	if err != nil {
+		t.Fatalf("%s %s not replicated: %v", a.key, a.versionID, err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, out.Body)
+	out.Body.Close()
+	if err != nil || !bytes.Equal(h.Sum(nil), a.sum[:]) || out.ReplicationStatus != types.ReplicationStatusReplica {
+		t.Fatalf("%s %s: replica differs (status %q, %v)", a.key, a.versionID, out.ReplicationStatus, err)
+	}
 }
 
 // multipart50 uploads a 50 MiB object in ten 5 MiB parts.

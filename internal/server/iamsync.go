@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/httplimit"
@@ -67,17 +68,34 @@ func (r *Region) iamSyncRoutes() []adminRoute {
 
 // iamCopier keeps a region's copy of IAM current.
 type iamCopier struct {
-	r      *Region
+	r *Region
+	// down is set while the home region did not answer the last pull;
+	// it is read without mu, which a pull holds throughout.
+	down   atomic.Bool
 	mu     sync.Mutex
 	digest string
-	last   time.Time
+	last   time.Time // when the last pull ended
 }
+
+// refreshEvery is how often at most a key missing from the copy makes a
+// region pull its home's IAM.
+const refreshEvery = 500 * time.Millisecond
 
 // sync pulls the home region's IAM when it changed.
 func (c *iamCopier) sync(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.pullLocked(ctx)
+}
+
+func (c *iamCopier) pullLocked(ctx context.Context) error {
+	err := c.pull(ctx)
 	c.last = time.Now()
+	c.down.Store(err != nil)
+	return err
+}
+
+func (c *iamCopier) pull(ctx context.Context) error {
 	p := c.r.peers()
 	if p.client == nil {
 		return errors.New("no key of the deployment to sign peer calls with")
@@ -105,6 +123,27 @@ func (c *iamCopier) sync(ctx context.Context) error {
 	return nil
 }
 
+// refresh brings the copy up to date for a key it lacks: it pulls, unless
+// a pull ended less than refreshEvery ago (perhaps one it waited for). It
+// reports false, having pulled nothing, while the home region does not
+// answer: a request with a key the copy lacks is then refused at once
+// instead of waiting on a region that is down, and the pulls every
+// iamSyncInterval notice when it is back.
+func (c *iamCopier) refresh(ctx context.Context) bool {
+	if c.down.Load() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.down.Load():
+		return false
+	case time.Since(c.last) < refreshEvery:
+		return true
+	}
+	return c.pullLocked(ctx) == nil
+}
+
 // run copies IAM until ctx ends.
 func (c *iamCopier) run(ctx context.Context) {
 	tick := time.NewTicker(iamSyncInterval)
@@ -122,7 +161,7 @@ func (c *iamCopier) run(ctx context.Context) {
 }
 
 // copyingLookup finds keys in the region's copy of IAM, pulling the home
-// region's state first when a key is not there yet (at most every 500 ms).
+// region's state first when a key is not there yet (see refresh).
 type copyingLookup struct {
 	store *iam.Store
 	c     *iamCopier
@@ -130,16 +169,7 @@ type copyingLookup struct {
 
 func (l copyingLookup) Lookup(ctx context.Context, id string) (iam.Key, error) {
 	k, err := l.store.Lookup(ctx, id)
-	if !errors.Is(err, iam.ErrUnknownKey) {
-		return k, err
-	}
-	l.c.mu.Lock()
-	recent := time.Since(l.c.last) < 500*time.Millisecond
-	l.c.mu.Unlock()
-	if recent {
-		return k, err
-	}
-	if serr := l.c.sync(ctx); serr != nil {
+	if !errors.Is(err, iam.ErrUnknownKey) || !l.c.refresh(ctx) {
 		return k, err
 	}
 	return l.store.Lookup(ctx, id)

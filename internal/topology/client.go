@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,19 +19,52 @@ import (
 // Timeouts of calls between regions. A region that does not accept a
 // connection within DialTimeout is taken for down: requests for its buckets
 // must fail in seconds with a clear error, not hang until the client gives
-// up.
+// up. A partition drops packets rather than refusing them, which leaves
+// connections opened before it waiting for answers that never come; those
+// are bounded by StallTimeout:
+//
+//   - data sent that the peer does not acknowledge (a request written to a
+//     connection opened before the partition, an upload cut off midway) ends
+//     the connection StallTimeout after it was sent (TCP_USER_TIMEOUT, on
+//     Linux);
+//   - a response that stops coming, with nothing left to send, is noticed
+//     by keepalive probes, sent from keepAliveIdle of silence on, which end
+//     the connection StallTimeout after the peer last answered (on other
+//     systems, after keepAliveProbes probes go unanswered).
+//
+// A peer that is slow but reachable is not cut off: its kernel
+// acknowledges data and answers probes however long it takes to answer
+// the request, and a transfer over a slow link goes on while it moves.
 const (
-	DialTimeout = 2 * time.Second
+	DialTimeout  = 2 * time.Second
+	StallTimeout = 10 * time.Second
 	// CallTimeout bounds a whole call of Client, body included; the calls
 	// are small lookups.
 	CallTimeout = 10 * time.Second
+
+	keepAliveIdle     = 5 * time.Second
+	keepAliveInterval = 5 * time.Second
+	keepAliveProbes   = 2
 )
 
 // NewTransport returns the HTTP transport for traffic between regions:
-// quick to give up on a dead peer, and with no transparent compression, so
-// bodies and Content-Length pass through as sent. tlsConf may be nil.
+// quick to give up on a peer that does not answer (see DialTimeout and
+// StallTimeout), and with no transparent compression, so bodies and
+// Content-Length pass through as sent. tlsConf may be nil.
 func NewTransport(tlsConf *tls.Config) *http.Transport {
-	d := &net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{
+		Timeout: DialTimeout,
+		KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveProbes,
+		},
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var err error
+			if cerr := c.Control(func(fd uintptr) { err = setUserTimeout(fd, StallTimeout) }); cerr != nil {
+				return cerr
+			}
+			return err
+		},
+	}
 	return &http.Transport{
 		Proxy:               nil, // peers are addressed directly
 		DialContext:         d.DialContext,
