@@ -58,9 +58,10 @@ func newMetrics(g *Guard) *metrics {
 				if err != nil {
 					return 0
 				}
+				deficit := g.deficit()
 				g.mu.Lock()
 				defer g.mu.Unlock()
-				if u.Free-g.inflight < g.floor {
+				if u.Free-g.inflight-deficit < g.floor {
 					return 1
 				}
 				return 0

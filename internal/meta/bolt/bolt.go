@@ -92,8 +92,8 @@ func Open(path string) (*Store, error) {
 // only pages it has allocated and extends the file over allocated blocks
 // as it grows; it survives a crash and a restart like the file itself.
 func (s *Store) Preallocate(n int64) (int64, error) {
-	var hwm int64
-	if err := s.db.View(func(tx *bbolt.Tx) error { hwm = tx.Size(); return nil }); err != nil {
+	hwm, err := s.highWater()
+	if err != nil {
 		return 0, fmt.Errorf("preallocate metadata: %w", err)
 	}
 	f, err := os.OpenFile(s.db.Path(), os.O_RDWR, 0)
@@ -101,8 +101,6 @@ func (s *Store) Preallocate(n int64) (int64, error) {
 		return 0, fmt.Errorf("preallocate metadata: %w", err)
 	}
 	defer f.Close()
-	// Every page below the high-water mark was written by a commit, so
-	// what the file holds beyond it is what is allocated ahead.
 	ahead := func() (int64, error) {
 		n, err := headroom.Allocated(f)
 		return max(n-hwm, 0), err
@@ -122,6 +120,31 @@ func (s *Store) Preallocate(n int64) (int64, error) {
 	}
 	have, aerr := ahead()
 	return have, errors.Join(err, aerr)
+}
+
+// Ahead returns how many bytes are allocated past the high-water mark:
+// what is left of the room Preallocate made.
+func (s *Store) Ahead() (int64, error) {
+	hwm, err := s.highWater()
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(s.db.Path())
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := headroom.Allocated(f)
+	return max(n-hwm, 0), err
+}
+
+// highWater is the end of the pages the last commit may use: every page
+// below it was written by a commit, so whatever the file has allocated
+// beyond it is room ahead.
+func (s *Store) highWater() (int64, error) {
+	var hwm int64
+	err := s.db.View(func(tx *bbolt.Tx) error { hwm = tx.Size(); return nil })
+	return hwm, err
 }
 
 // Stats returns group commit counters.
