@@ -58,7 +58,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cfg := server.Config{
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Topology: topo,
+		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Disk: *rf.disk, Topology: topo,
 	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {

@@ -63,7 +63,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 		cfgs[i] = server.Config{
 			Region: name, DataDir: filepath.Join(*data, name), Listen: addrs[i],
 			TLSCert: cert, TLSKey: key, Topology: topo,
-			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
+			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Disk: *rf.disk,
 			DeploymentKey: dkey,
 		}
 	}
