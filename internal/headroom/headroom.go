@@ -503,9 +503,15 @@ func (g *Guard) preallocate() {
 	ahead, err := p.Preallocate(g.reserve)
 	g.mu.Lock()
 	g.ahead = ahead
+	if errors.Is(err, errors.ErrUnsupported) {
+		g.meta = nil // said once, not every interval
+	}
 	g.mu.Unlock()
 	switch {
 	case err == nil:
+	case errors.Is(err, errors.ErrUnsupported):
+		g.log.Warn("the filesystem cannot preallocate: no room is kept ahead of the metadata file, deletes on a full disk rely on the ballast",
+			"dir", g.dir, "err", err)
 	case NoSpace(err):
 		// Nothing to take it from now; the next check tries again.
 		g.log.Debug("top up metadata reserve", "ahead_bytes", ahead, "err", err)
