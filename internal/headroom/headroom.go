@@ -271,12 +271,6 @@ func sizes(cfg Config, size int64) (floor, ballast, reserve int64) {
 	return floor, ballast, reserve
 }
 
-// Floor returns the free space below which new data is refused.
-func (g *Guard) Floor() int64 { return g.floor }
-
-// Ballast returns the configured size of the ballast file.
-func (g *Guard) Ballast() int64 { return g.ballast }
-
 // KeepAhead keeps the configured reserve preallocated ahead of p, now and
 // at every check, until Run ends.
 func (g *Guard) KeepAhead(p Preallocator) {
@@ -307,6 +301,9 @@ func (g *Guard) Admit(size int64) (release func(), err error) {
 		return func() {}, nil
 	}
 	deficit := g.deficit()
+	if deficit > g.reserve/4 {
+		g.wake() // refill it soon, so that statfs shows what is used
+	}
 	g.mu.Lock()
 	free := u.Free - g.inflight - deficit
 	if free-size < g.floor {
@@ -345,11 +342,7 @@ func (g *Guard) deficit() int64 {
 	if a, err := p.Ahead(); err == nil {
 		ahead = a
 	}
-	d := max(g.reserve-ahead, 0)
-	if d > g.reserve/4 {
-		g.wake() // refill it soon, so that statfs shows what is used
-	}
-	return d
+	return max(g.reserve-ahead, 0)
 }
 
 // Explain turns an error of a write that ran out of space (ENOSPC, EDQUOT)

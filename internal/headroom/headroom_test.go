@@ -268,6 +268,7 @@ type fakeMeta struct {
 	mu    sync.Mutex
 	asked []int64
 	ahead int64
+	full  bool // Preallocate fails with ENOSPC
 }
 
 func (m *fakeMeta) Ahead() (int64, error) {
@@ -280,6 +281,9 @@ func (m *fakeMeta) Preallocate(n int64) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.asked = append(m.asked, n)
+	if m.full {
+		return m.ahead, syscall.ENOSPC
+	}
 	m.ahead = max(m.ahead, n)
 	return m.ahead, nil
 }
@@ -351,5 +355,30 @@ func TestReserveUsedCountsAsTaken(t *testing.T) {
 	case <-g.kick:
 	default:
 		t.Fatal("a reserve three quarters used does not wake the check that refills it")
+	}
+}
+
+// TestRunWaitsOnFullDisk: with the disk full and the reserve used up,
+// nothing can be refilled; the guard tries again at its interval (or when
+// a write asks), not in a loop.
+func TestRunWaitsOnFullDisk(t *testing.T) {
+	d := &fakeDisk{size: 100 * mib}
+	d.free.Store(0)
+	g, _ := openGuard(t, d, Config{Floor: 4 * mib, Ballast: -1, Reserve: 1 * mib, Interval: time.Hour})
+	m := &fakeMeta{full: true}
+	g.KeepAhead(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	if _, err := g.Admit(1); err == nil {
+		t.Fatal("admitted on a full disk")
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.asked); n > 3 {
+		t.Fatalf("%d attempts to refill the reserve in 200 ms on a full disk", n)
 	}
 }
