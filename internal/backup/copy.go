@@ -333,6 +333,11 @@ func (s *Service) BeginCopyIn(ctx context.Context, in CopyIn) (vault.Target, *Re
 	if err := s.cat.CheckLockRetention(ctx, in.AccountID, in.VaultName, in.Point.Lifecycle, in.Point.CreationDate); err != nil {
 		return nil, nil, err
 	}
+	release, err := s.space.Admit(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	release()
 	var existing *RecoveryPoint
 	err = s.cat.view(ctx, func(tx meta.Tx) error {
 		rp := &RecoveryPoint{}
@@ -375,6 +380,20 @@ type copyIn struct {
 	*vault.Writer
 	s  *Service
 	rp *RecoveryPoint
+}
+
+// PutChunks stores chunks that the disk has room for.
+func (c *copyIn) PutChunks(ctx context.Context, chunks []vault.ChunkData) error {
+	n := 0
+	for _, ch := range chunks {
+		n += len(ch.Data)
+	}
+	release, err := c.s.space.Admit(int64(n))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return c.s.space.Explain(c.Writer.PutChunks(ctx, chunks))
 }
 
 func (c *copyIn) Commit(ctx context.Context) (*vault.Point, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulwark/bulwark/internal/backup/vault"
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/meta"
 	"github.com/bulwark/bulwark/internal/objectstore"
 )
@@ -190,7 +191,28 @@ type ServiceConfig struct {
 	// CollectInterval is the time between collections of the vaults that
 	// recovery points left (cold.go); DefaultCollectInterval when 0.
 	CollectInterval time.Duration
+	// Space admits the data backups and copies bring into vaults; nil
+	// admits everything.
+	Space Space
 }
+
+// Space decides whether the disk has room for new data. A backup job it
+// refuses fails, its status message saying why (a plan runs it again at
+// its next window); a copy it refuses is retried until there is room, as
+// for any failure of its destination.
+type Space interface {
+	// Admit reserves room for size bytes (0 when unknown) until release
+	// is called, or refuses them with an error saying why.
+	Admit(size int64) (release func(), err error)
+	// Explain turns a write's no-space error (ENOSPC) into the same kind
+	// of error as a refusal, and returns other errors as they are.
+	Explain(err error) error
+}
+
+type admitAll struct{}
+
+func (admitAll) Admit(int64) (func(), error) { return func() {}, nil }
+func (admitAll) Explain(err error) error     { return err }
 
 // Service runs backup and restore jobs and owns the vault repositories.
 // Jobs run in goroutines of the service; Close stops them and closes the
@@ -201,6 +223,7 @@ type Service struct {
 	dir    string
 	secret []byte
 	log    *slog.Logger
+	space  Space
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -231,6 +254,10 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cat: cfg.Catalog, store: cfg.Store, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
+	s.space = cfg.Space
+	if s.space == nil {
+		s.space = admitAll{}
+	}
 	s.metrics = newMetrics(cfg.Catalog, cfg.Logger)
 	if cfg.Registerer != nil {
 		if err := s.metrics.register(cfg.Registerer); err != nil {
@@ -494,7 +521,7 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 	if why, ok := stopped(ctx); ok && err != nil {
 		j.State, j.StatusMessage, j.RecoveryPointARN = JobAborted, why.Error(), ""
 	} else if err != nil {
-		j.State, j.StatusMessage = JobFailed, jobMessage(ctx, err)
+		j.State, j.StatusMessage = JobFailed, jobMessage(ctx, s.space.Explain(err))
 		if rp == nil {
 			j.RecoveryPointARN = ""
 		}
@@ -526,6 +553,10 @@ func jobMessage(ctx context.Context, err error) string {
 	var be *Error
 	if errors.As(err, &be) {
 		return be.Message
+	}
+	var le *headroom.Error
+	if errors.As(err, &le) {
+		return le.Message()
 	}
 	return err.Error()
 }

@@ -134,6 +134,12 @@ func (s *Service) backupBucket(ctx context.Context, j *BackupJob, pointID string
 	if err := s.saveJob(ctx, j); err != nil {
 		return nil, err
 	}
+	// Refused before the vault is touched when the disk is low already.
+	release, err := s.space.Admit(0)
+	if err != nil {
+		return nil, err
+	}
+	release()
 	v, err := s.vault(ctx, j.AccountID, j.VaultName)
 	if err != nil {
 		return nil, fmt.Errorf("open vault %s: %w", j.VaultName, err)
@@ -288,6 +294,14 @@ func entryOf(ver *objectstore.Version) vault.Entry {
 // putObject copies one version's data into the point and returns the bytes
 // read.
 func (s *Service) putObject(ctx context.Context, w *vault.Writer, bucket string, e vault.Entry) (int64, error) {
+	// Deduplication and compression make the vault take less than the
+	// object's size, never more (but for a little framing): asking for
+	// its size is asking for the most it can take.
+	release, err := s.space.Admit(e.Size)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	_, body, err := s.store.GetObject(ctx, bucket, e.Key, e.VersionID)
 	if err != nil {
 		return 0, err

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
@@ -108,6 +109,12 @@ func toAPIError(err error) *apiError {
 		e := *errRequestTimeout
 		e.err = err
 		return &e
+	}
+	// A region out of disk space: the model's exception for a temporary
+	// failure of the server, with the cause in the message.
+	var le *headroom.Error
+	if errors.As(err, &le) {
+		return &apiError{Code: "ServiceUnavailableException", Status: http.StatusServiceUnavailable, Message: le.Message(), err: err}
 	}
 	var de *backup.Error
 	if errors.As(err, &de) {

@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/bench"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/server"
 )
@@ -122,12 +124,15 @@ type runFlags struct {
 	uploadExpiry          *time.Duration
 	replWorkers           *int
 	replBandwidth         *int64
-	metricsTokenFile      *string
-	metricsPublic         *bool
-	scrubInterval         *time.Duration
-	scrubRate             *int64
-	readIdle, writeIdle   *time.Duration
-	maxConns, maxPerIP    *int
+	// The disk flags as given, and as parsed by parseDisk.
+	diskFloor, diskBallast, diskMetaReserve *string
+	disk                                    *server.DiskConfig
+	metricsTokenFile                        *string
+	metricsPublic                           *bool
+	scrubInterval                           *time.Duration
+	scrubRate                               *int64
+	readIdle, writeIdle                     *time.Duration
+	maxConns, maxPerIP                      *int
 }
 
 // clients returns the limits on clients from the flags, where 0 turns a
@@ -162,6 +167,13 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 		replWorkers: fs.Int("replication-workers", 16, "concurrent replication sends per destination bucket"),
 		replBandwidth: fs.Int64("replication-bandwidth", 0,
 			"cap replication to each destination bucket at this many MiB/s (0: no cap)"),
+		diskFloor: fs.String("disk-floor", "",
+			"refuse new data (PUT, parts, copies, replicas, backups) that would leave less free space than this on the data directory's filesystem: a size (2GiB) or a share of the filesystem (5%); deletes always work (default: the larger of 1GiB and 2%, at most 100GiB and a quarter of the filesystem)"),
+		diskBallast: fs.String("disk-ballast", "",
+			"size of the ballast file kept in the data directory and released when the disk is nearly full, so that space can be freed (0: none; default 256MiB, at most a quarter of the floor)"),
+		diskMetaReserve: fs.String("disk-meta-reserve", "",
+			"space kept allocated ahead of the metadata file, which commits (deletes above all) use when the disk is full (0: none; default 64MiB, at most an eighth of the floor)"),
+		disk: &server.DiskConfig{},
 		metricsTokenFile: fs.String("metrics-token-file", "",
 			"file holding the bearer token GET /metrics must carry (default DATA/metrics-token, made when missing)"),
 		metricsPublic: fs.Bool("metrics-public", false, "serve GET /metrics to anyone, without a token"),
@@ -219,11 +231,54 @@ func (rf runFlags) metricsToken() (token, file string, err error) {
 	return token, file, nil
 }
 
+// parseDisk reads the disk flags into rf.disk.
+func (rf runFlags) parseDisk() error {
+	if f := strings.TrimSpace(*rf.diskFloor); strings.HasSuffix(f, "%") {
+		p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(f, "%")), 64)
+		if err != nil || p <= 0 || p >= 100 {
+			return fmt.Errorf("-disk-floor %q: a percentage must be above 0 and below 100", f)
+		}
+		rf.disk.FloorPercent = p
+	} else if f != "" {
+		n, err := bench.ParseSize(f)
+		if err != nil {
+			return fmt.Errorf("-disk-floor: %w", err)
+		}
+		if n == 0 {
+			// Zero would mean the default to the server: take the floor
+			// at its word, as one byte.
+			n = 1
+		}
+		rf.disk.Floor = n
+	}
+	for _, sz := range []struct {
+		flag  string
+		value string
+		dst   *int64
+	}{{"disk-ballast", *rf.diskBallast, &rf.disk.Ballast}, {"disk-meta-reserve", *rf.diskMetaReserve, &rf.disk.MetaReserve}} {
+		if sz.value == "" {
+			continue
+		}
+		n, err := bench.ParseSize(sz.value)
+		if err != nil {
+			return fmt.Errorf("-%s: %w", sz.flag, err)
+		}
+		if n == 0 {
+			n = -1 // none
+		}
+		*sz.dst = n
+	}
+	return nil
+}
+
 // prepare parses args and sets up what a running command needs: profiling
 // and the logger. check validates the parsed flags before anything is
 // written to the data directory.
 func (m *Main) prepare(ctx context.Context, fs *flag.FlagSet, rf runFlags, args []string, check func() error) (*slog.Logger, credentials, error) {
 	if err := parse(fs, args); err != nil {
+		return nil, credentials{}, err
+	}
+	if err := rf.parseDisk(); err != nil {
 		return nil, credentials{}, err
 	}
 	if check != nil {

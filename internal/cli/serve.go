@@ -63,7 +63,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Topology: topo,
+		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
 	cfg.ScrubInterval, cfg.ScrubRate = rf.scrub()
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {

@@ -69,7 +69,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			TLSCert: cert, TLSKey: key, Topology: topo,
 			Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(),
 			DeploymentKey: dkey, MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
-			Clients: rf.clients(),
+			Clients: rf.clients(), Disk: *rf.disk,
 		}
 		cfgs[i].ScrubInterval, cfgs[i].ScrubRate = rf.scrub()
 	}

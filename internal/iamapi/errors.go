@@ -4,8 +4,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -103,6 +105,12 @@ func toAPIError(err error, service string) *apiError {
 		e := *errRequestTimeout
 		e.err = err
 		return &e
+	}
+	// IAM's model has no exception for a temporary failure; a region out
+	// of disk space answers 503, which every SDK retries, with the cause.
+	var le *headroom.Error
+	if errors.As(err, &le) {
+		return &apiError{Code: "ServiceUnavailable", Status: http.StatusServiceUnavailable, Message: le.Message(), err: err}
 	}
 	for _, d := range domainErrors {
 		if !errors.Is(err, d.err) {

@@ -122,12 +122,19 @@ func (s *Store) CreateUpload(ctx context.Context, in *UploadInput) (*Upload, err
 	case ct != "" && ct != ChecksumTypeComposite && ct != ChecksumTypeFullObject:
 		return nil, fmt.Errorf("%w: checksum type %q", ErrInvalidRequest, ct)
 	}
+	// An upload is data on its way: refused at its start rather than at
+	// its first part.
+	release, err := s.space.Admit(0)
+	if err != nil {
+		return nil, fmt.Errorf("create multipart upload %q: %w", in.Key, err)
+	}
+	release()
 	tmpl := in.Template
 	u := &Upload{
 		Bucket: in.Bucket, Key: in.Key, Owner: in.Owner, StorageClass: tmpl.StorageClass,
 		ChecksumAlgorithm: string(in.ChecksumAlgorithm), ChecksumType: ct, Template: &tmpl,
 	}
-	err := s.update(ctx, func(tx meta.Tx) error {
+	err = s.update(ctx, func(tx meta.Tx) error {
 		if _, err := getBucket(tx, in.Bucket); err != nil {
 			return err
 		}
@@ -204,6 +211,11 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*Part, error) {
 	if alg == "" {
 		alg = in.ChecksumAlgorithm
 	}
+	release, err := s.space.Admit(max(in.Size, 0))
+	if err != nil {
+		return nil, fmt.Errorf("upload part %d: %w", in.Number, err)
+	}
+	defer release()
 	cr := checksum.NewReader(in.Body, checksum.ReaderOptions{
 		WantMD5: true, ExpectedMD5: in.ExpectedMD5, Algorithm: alg,
 		Expected: in.ExpectedChecksum, ExpectedSize: in.Size,

@@ -87,6 +87,11 @@ func (s *Store) PutObject(ctx context.Context, in *PutInput) (*Version, error) {
 	if err := s.precheck(ctx, in.Bucket, in.Key, in.WriteCondition); err != nil {
 		return nil, fmt.Errorf("put object %q: %w", in.Key, err)
 	}
+	release, err := s.space.Admit(max(in.Size, 0))
+	if err != nil {
+		return nil, fmt.Errorf("put object %q: %w", in.Key, err)
+	}
+	defer release()
 	cr := checksum.NewReader(in.Body, checksum.ReaderOptions{
 		WantMD5:      true,
 		ExpectedMD5:  in.ExpectedMD5,

@@ -39,7 +39,24 @@ type Config struct {
 	// configuration (its stored JSON) selects a new object version with
 	// this key and these tags; such a version is born PENDING.
 	ReplicationSelects func(cfg []byte, key string, tags map[string]string) bool
+	// Space admits new data; nil admits everything.
+	Space Space
 }
+
+// Space decides whether the disk has room for new data. Only what brings
+// data asks (an object's body, a part, a replica, the start of a multipart
+// upload): deletes, delete markers, completing an upload and metadata
+// changes never do, so that space can always be freed.
+type Space interface {
+	// Admit reserves room for size bytes (0 when unknown) until release
+	// is called, or refuses them with an error saying why (of kind
+	// headroom.ErrLowSpace, transient).
+	Admit(size int64) (release func(), err error)
+}
+
+type admitAll struct{}
+
+func (admitAll) Admit(int64) (func(), error) { return func() {}, nil }
 
 // Store is one region's object store.
 type Store struct {
@@ -51,6 +68,7 @@ type Store struct {
 	ids     *idGen
 	inline  int64
 	selects func(cfg []byte, key string, tags map[string]string) bool
+	space   Space
 	notify  chan struct{}
 }
 
@@ -65,7 +83,11 @@ func New(cfg Config) *Store {
 		ids:     newIDGen(cfg.Region),
 		inline:  cfg.InlineLimit,
 		selects: cfg.ReplicationSelects,
+		space:   cfg.Space,
 		notify:  make(chan struct{}, 1),
+	}
+	if s.space == nil {
+		s.space = admitAll{}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

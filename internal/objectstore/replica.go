@@ -157,6 +157,12 @@ func (s *Store) ApplyReplica(ctx context.Context, bucket, key string, m *Replica
 		v.StorageClass = storageClass
 	}
 	if !m.DeleteMarker {
+		// A delete marker is let in whatever the disk: it is a delete.
+		release, err := s.space.Admit(m.Size)
+		if err != nil {
+			return nil, fmt.Errorf("replica of %q %s: %w", key, m.VersionID, err)
+		}
+		defer release()
 		v.Size, v.ETag = m.Size, m.ETag
 		if err := s.receiveReplicaData(ctx, v, m, body); err != nil {
 			return nil, fmt.Errorf("replica of %q %s: %w", key, m.VersionID, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulwark/bulwark/internal/checksum"
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iam/policy"
@@ -140,6 +141,9 @@ func toAPIError(err error) *APIError {
 		e.err = err
 		return &e
 	}
+	if e := lowSpace(err); e != nil {
+		return e
+	}
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
 			e := *m.api
@@ -158,6 +162,29 @@ func toAPIError(err error) *APIError {
 	e := *errInternal
 	e.err = err
 	return &e
+}
+
+// lowSpace answers a write the region has no disk space for. S3 has no
+// code for it; ServiceUnavailable (503) is the one whose meaning fits: the
+// server cannot take the request now, and the same request may succeed
+// later, which every SDK knows to retry. SlowDown would tell the client to
+// lower its request rate, which frees no space. The message says why and
+// that deletes work, so that a person reading it knows what to do.
+func lowSpace(err error) *APIError {
+	var le *headroom.Error
+	switch {
+	case errors.As(err, &le):
+		e := *errServiceUnavailable
+		e.Message, e.err = le.Message(), err
+		return &e
+	case headroom.NoSpace(err):
+		// A write that ran out of space on a path that did not say which
+		// region's disk: still not an internal error.
+		e := *errServiceUnavailable
+		e.Message, e.err = "The region ran out of disk space; the request was not carried out, deletes still work.", err
+		return &e
+	}
+	return nil
 }
 
 // errorTable maps domain and protocol errors to S3 errors. detail says the
@@ -265,9 +292,17 @@ type errorBody struct {
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, rq *request, err error) {
 	e := toAPIError(err)
 	rq.status, rq.errCode = e.Status, e.Code
-	if e.Status >= 500 {
+	var le *headroom.Error
+	switch {
+	case errors.As(err, &le) && le.Err == nil:
+		// Refused for want of room: the guard logs when that starts and
+		// ends, not once per request.
+		h.log.Debug("request refused", "request_id", rq.id, "op", rq.op, "code", e.Code, "err", err)
+	case e.Code == "ServiceUnavailable" && headroom.NoSpace(err):
+		h.log.Warn("request ran out of disk space", "request_id", rq.id, "op", rq.op, "err", err)
+	case e.Status >= 500:
 		h.log.Error("request failed", "request_id", rq.id, "op", rq.op, "err", err)
-	} else if e.err != nil {
+	case e.err != nil:
 		h.log.Debug("request refused", "request_id", rq.id, "op", rq.op, "code", e.Code, "err", e.err)
 	}
 	for k, vs := range e.Header {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backup/vault"
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 )
 
@@ -248,9 +249,14 @@ func (r *Region) writeCopyError(w http.ResponseWriter, err error) {
 			}
 		}
 	}
+	var le *headroom.Error
 	switch {
 	case errors.Is(err, httplimit.ErrReadTimeout):
 		writeRequestTimeout(w)
+	case errors.As(err, &le):
+		// Not a refusal of the copy: the source retries until there is
+		// room.
+		writeJSONError(w, http.StatusServiceUnavailable, "ServiceUnavailable", le.Message())
 	case errors.Is(err, errNoSuchSession):
 		writeJSONError(w, http.StatusNotFound, codeNoSuchSession, err.Error())
 	case errors.Is(err, vault.ErrInvalid), errors.Is(err, vault.ErrNotFound):

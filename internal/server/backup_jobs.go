@@ -27,6 +27,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		Catalog: r.Backup, Store: r.Store, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
 		Registerer: r.Registry,
 		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
+		Space: r.Disk,
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
@@ -82,6 +83,9 @@ type Config struct {
 	// BackupSchedulerInterval is the time between the backup scheduler's
 	// passes (backup.DefaultSchedulerInterval when 0).
 	BackupSchedulerInterval time.Duration
+	// Disk sets the free space the region keeps on its data directory's
+	// filesystem and its reserves for deletes on a full disk.
+	Disk DiskConfig
 	// MetricsToken is the bearer token an unsigned GET /metrics must
 	// carry; empty lets in only signed requests to the admin API's
 	// metrics, unless MetricsPublic (see metrics.go).
@@ -126,10 +130,13 @@ type ReplicationConfig struct {
 
 // Region is one running region.
 type Region struct {
-	cfg      Config
-	log      *slog.Logger
-	meta     *bolt.Store
-	Store    *objectstore.Store
+	cfg   Config
+	log   *slog.Logger
+	meta  *bolt.Store
+	Store *objectstore.Store
+	// Disk admits new data while the data directory's filesystem keeps
+	// its floor free, and keeps the reserves for deletes.
+	Disk     *headroom.Guard
 	Registry *prometheus.Registry
 	roots    *iam.Keyring  // root keys given by configuration
 	keys     iam.KeyLookup // every key: roots, stored keys, sessions
@@ -191,27 +198,40 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
 	}
-	m, err := bolt.Open(filepath.Join(cfg.DataDir, "meta.db"))
+	reg := prometheus.NewRegistry()
+	// First of all: on a full disk, the guard releases the ballast before
+	// anything else opens.
+	gcfg := cfg.Disk.guard(cfg.Region, cfg.DataDir)
+	gcfg.Logger, gcfg.Registerer = log, reg
+	disk, err := headroom.Open(gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	}
+	bm, err := bolt.Open(filepath.Join(cfg.DataDir, "meta.db"))
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	disk.KeepAhead(bm)
+	// Every package writes metadata and blobs through these, so a write
+	// that runs out of space says so, whichever package made it.
+	m := spaceMeta{Store: bm, g: disk}
+	fsBlobs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
-		m.Close()
+		bm.Close()
 		return nil, err
 	}
+	blobs := spaceBlobs{Store: fsBlobs, g: disk}
 	store := objectstore.New(objectstore.Config{
 		Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit,
-		ReplicationSelects: replication.Selects,
+		ReplicationSelects: replication.Selects, Space: disk,
 	})
 	// Nothing is being written yet, so every unreferenced blob is an orphan.
 	if n, err := store.SweepOrphans(ctx, 0); err != nil {
-		m.Close()
+		bm.Close()
 		return nil, err
 	} else if n > 0 {
 		log.Info("removed orphan blobs left by an interrupted run", "count", n)
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bulwark_objectstore_feed_records",
@@ -227,28 +247,28 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "bulwark_meta_commits_total",
 			Help: "Durable metadata commits (each one fsync group).",
-		}, func() float64 { return float64(m.Stats().Commits) }),
+		}, func() float64 { return float64(bm.Stats().Commits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "bulwark_meta_transactions_total",
 			Help: "Metadata transactions committed; divided by commits, the group commit factor.",
-		}, func() float64 { return float64(m.Stats().Transactions) }),
+		}, func() float64 { return float64(bm.Stats().Transactions) }),
 	)
 	if cfg.Topology == nil {
 		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
 	}
-	r := &Region{cfg: cfg, log: log, meta: m, Store: store, Registry: reg, roots: iam.NewKeyring(cfg.Keys...)}
+	r := &Region{cfg: cfg, log: log, meta: bm, Store: store, Disk: disk, Registry: reg, roots: iam.NewKeyring(cfg.Keys...)}
 	r.IAM = cfg.IAM
 	if r.IAM == nil {
 		key := cfg.DeploymentKey
 		if key == nil {
 			if key, err = iam.LoadDeploymentKey(filepath.Join(cfg.DataDir, "deployment.key"), ""); err != nil {
-				m.Close()
+				bm.Close()
 				return nil, err
 			}
 		}
 		r.vaultKey = key
 		if r.IAM, err = iam.NewStore(m, key, r.roots, nil); err != nil {
-			m.Close()
+			bm.Close()
 			return nil, err
 		}
 	}
@@ -260,11 +280,11 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	r.authz = &iam.Evaluator{Store: r.IAM}
 	r.Backup = backup.NewCatalog(m, cfg.Region, cfg.BackupClock)
 	if err := r.openBackupJobs(ctx); err != nil {
-		m.Close()
+		bm.Close()
 		return nil, err
 	}
 	if err := r.bootstrap(ctx); err != nil {
-		m.Close()
+		bm.Close()
 		return nil, err
 	}
 	// The accounts of the configured root keys exist, each with the
@@ -276,7 +296,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 				err = r.IAM.EnsureReplicationRole(ctx, k.Principal.AccountID)
 			}
 			if err != nil {
-				m.Close()
+				bm.Close()
 				return nil, err
 			}
 		}
@@ -455,6 +475,8 @@ func (r *Region) Start() error {
 		defer r.wg.Done()
 		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace, r.cfg.UploadExpiry)
 	}()
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.Disk.Run(ctx) }()
 	if r.iamCopy != nil {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.iamCopy.run(ctx) }()

@@ -121,8 +121,8 @@ func TestScrubHealsFromTheOtherRegion(t *testing.T) {
 	versionedBucket(t, c, "scrubbed", "us-west-2")
 	versionedBucket(t, c, "scrubbed-replica", "us-east-1")
 	replicateAll(t, c, "scrubbed", "scrubbed-replica")
-	single := randomBytes(300<<10)
-	multi := randomBytes(6<<20)
+	single := randomBytes(300 << 10)
+	multi := randomBytes(6 << 20)
 	small := []byte("small enough to be kept inline")
 	vSingle := putObject(t, c, "scrubbed", "single", string(single))
 	vMulti := putMultipart(t, c, "scrubbed", "multi", multi)
@@ -196,7 +196,7 @@ func TestScrubWithoutAReplica(t *testing.T) {
 	c := r.Client(t)
 	ctx := context.Background()
 	versionedBucket(t, c, "alone", "us-west-2")
-	data := randomBytes(200<<10)
+	data := randomBytes(200 << 10)
 	vid := putObject(t, c, "alone", "precious", string(data))
 
 	bc := awsbackup.New(awsbackup.Options{BaseEndpoint: aws.String(r.URL()), Region: "us-west-2", RetryMaxAttempts: 1,

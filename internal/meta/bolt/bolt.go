@@ -8,17 +8,23 @@
 // delay: a lone writer commits at once, and batches form only while a commit
 // is in progress. The measured comparison behind the choice of bbolt is in
 // docs/design/meta-engine.md.
+//
+// Preallocate keeps room allocated ahead of the file, so that commits, and
+// with them the deletes that free space, go on when the disk is full
+// (docs/design/disk-space.md).
 package bolt
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
 
+	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/meta"
 )
 
@@ -70,6 +76,75 @@ func Open(path string) (*Store, error) {
 	}
 	go s.commitLoop()
 	return s, nil
+}
+
+// Preallocate makes sure n bytes past the database's high-water mark are
+// allocated on disk, and returns how many are.
+//
+// bbolt grows its file with ftruncate, which allocates nothing: a commit
+// that needs pages above the high-water mark writes into a hole, and on a
+// full disk that write fails, whatever the commit does, deletes included.
+// Pages allocated in advance take no free space when written, so commits
+// go on while the reserve lasts; pages freed by earlier commits are reused
+// before it is touched, so a permanent delete costs it nothing and a delete
+// marker the size of its record. The allocation keeps the file's size and
+// content (FALLOC_FL_KEEP_SIZE), so it cannot disturb bbolt, which writes
+// only pages it has allocated and extends the file over allocated blocks
+// as it grows; it survives a crash and a restart like the file itself.
+func (s *Store) Preallocate(n int64) (int64, error) {
+	hwm, err := s.highWater()
+	if err != nil {
+		return 0, fmt.Errorf("preallocate metadata: %w", err)
+	}
+	f, err := os.OpenFile(s.db.Path(), os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("preallocate metadata: %w", err)
+	}
+	defer f.Close()
+	ahead := func() (int64, error) {
+		n, err := headroom.Allocated(f)
+		return max(n-hwm, 0), err
+	}
+	have, err := ahead()
+	if err != nil || have >= n {
+		return have, err
+	}
+	err = headroom.Preallocate(f, hwm, n)
+	if err == nil {
+		// The allocation is file metadata; make it as durable as the
+		// pages it is for.
+		err = f.Sync()
+	}
+	if err != nil {
+		err = fmt.Errorf("preallocate metadata: %w", err)
+	}
+	have, aerr := ahead()
+	return have, errors.Join(err, aerr)
+}
+
+// Ahead returns how many bytes are allocated past the high-water mark:
+// what is left of the room Preallocate made.
+func (s *Store) Ahead() (int64, error) {
+	hwm, err := s.highWater()
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(s.db.Path())
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := headroom.Allocated(f)
+	return max(n-hwm, 0), err
+}
+
+// highWater is the end of the pages the last commit may use: every page
+// below it was written by a commit, so whatever the file has allocated
+// beyond it is room ahead.
+func (s *Store) highWater() (int64, error) {
+	var hwm int64
+	err := s.db.View(func(tx *bbolt.Tx) error { hwm = tx.Size(); return nil })
+	return hwm, err
 }
 
 // Stats returns group commit counters.

@@ -75,6 +75,10 @@ func Start(t testing.TB, opts Options) *Region {
 			iam.RootKey(AccountID, AccessKey, SecretKey),
 			iam.RootKey(OtherAccountID, OtherAccessKey, OtherSecretKey),
 		},
+		// The default floor, but small reserves: a test run starts
+		// hundreds of regions, and where /tmp is a tmpfs, every byte of
+		// their ballast files and metadata reserves is memory.
+		Disk: server.DiskConfig{Ballast: 1 << 20, MetaReserve: 1 << 20},
 	}
 	cfg.Topology = opts.Topology
 	if opts.Configure != nil {
