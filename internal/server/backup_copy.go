@@ -342,7 +342,7 @@ func (rc remoteCopies) call(ctx context.Context, region, method, path string, bo
 	if p.client == nil {
 		return fmt.Errorf("copy to region %s: this region has no key to sign with", region)
 	}
-	resp, err := p.client.Do(ctx, region, method, path, body)
+	resp, err := p.client.DoData(ctx, region, method, path, body)
 	if err != nil {
 		return err
 	}

@@ -231,7 +231,7 @@ func (s replicaSource) Fetch(ctx context.Context, v *objectstore.Version, part i
 			break
 		}
 		q := url.Values{"bucket": {v.Bucket}, "key": {v.Key}, "versionId": {v.VersionID}, "etag": {v.ETag}, "part": {strconv.Itoa(part)}, "candidate": named}
-		resp, err := p.client.Do(ctx, peer, http.MethodGet, scrubCopyPath+"?"+q.Encode(), nil)
+		resp, err := p.client.DoData(ctx, peer, http.MethodGet, scrubCopyPath+"?"+q.Encode(), nil)
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("region %s: %v", peer, err))
 			continue

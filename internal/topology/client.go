@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"syscall"
@@ -38,9 +39,15 @@ import (
 const (
 	DialTimeout  = 2 * time.Second
 	StallTimeout = 10 * time.Second
-	// CallTimeout bounds a whole call of Client, body included; the calls
-	// are small lookups.
+	// CallTimeout bounds a whole call of Client.Do, body included; those
+	// calls are small lookups.
 	CallTimeout = 10 * time.Second
+	// DataIdleTimeout bounds a call of Client.DoData by progress instead:
+	// it ends when neither its request body is taken nor its answer
+	// arrives for this long, however long it moves. It covers what the
+	// stall bounds do not: a peer whose process hangs while its kernel
+	// still acknowledges.
+	DataIdleTimeout = 60 * time.Second
 
 	keepAliveIdle     = 5 * time.Second
 	keepAliveInterval = 5 * time.Second
@@ -85,6 +92,7 @@ type Client struct {
 	creds  aws.Credentials
 	signer *v4.Signer
 	http   *http.Client
+	data   *http.Client // no total timeout: DoData bounds its calls by progress
 }
 
 // NewClient returns a client that signs with the given key and sends
@@ -95,7 +103,66 @@ func NewClient(t *Topology, accessKey, secretKey string, rt http.RoundTripper) *
 		creds:  aws.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey, Source: "bulwark"},
 		signer: v4.NewSigner(),
 		http:   &http.Client{Transport: rt, Timeout: CallTimeout},
+		data:   &http.Client{Transport: rt},
 	}
+}
+
+// DoData is Do for calls that carry data (chunks of a recovery point, an
+// object's bytes), which take as long as the link needs: the call ends
+// only when it makes no progress for DataIdleTimeout (see there).
+func (c *Client) DoData(ctx context.Context, region, method, path string, body []byte) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	idle := time.AfterFunc(DataIdleTimeout, cancel)
+	var r io.Reader = bytes.NewReader(body) // an empty one: sent as no body
+	if len(body) > 0 {
+		r = &progressReader{r: r, idle: idle}
+	}
+	resp, err := c.do(ctx, c.data, region, method, path, r, body)
+	if err != nil {
+		idle.Stop()
+		cancel()
+		return nil, err
+	}
+	resp.Body = &progressBody{ReadCloser: resp.Body, idle: idle, cancel: cancel}
+	return resp, nil
+}
+
+// progressReader puts the idle deadline off each time the request body
+// is taken from.
+type progressReader struct {
+	r    io.Reader
+	idle *time.Timer
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.idle.Reset(DataIdleTimeout)
+	}
+	return n, err
+}
+
+// progressBody puts the idle deadline off each time the answer brings
+// bytes, and ends the call's context when closed.
+type progressBody struct {
+	io.ReadCloser
+	idle   *time.Timer
+	cancel context.CancelFunc
+}
+
+func (p *progressBody) Read(b []byte) (int, error) {
+	n, err := p.ReadCloser.Read(b)
+	if n > 0 {
+		p.idle.Reset(DataIdleTimeout)
+	}
+	return n, err
+}
+
+func (p *progressBody) Close() error {
+	p.idle.Stop()
+	err := p.ReadCloser.Close()
+	p.cancel()
+	return err
 }
 
 // Do sends a signed request to path (escaped, starting with "/") on
@@ -103,11 +170,19 @@ func NewClient(t *Topology, accessKey, secretKey string, rt http.RoundTripper) *
 // did not answer and wraps ErrRegionUnreachable, naming the region. The
 // caller closes the body.
 func (c *Client) Do(ctx context.Context, region, method, path string, body []byte) (*http.Response, error) {
+	return c.do(ctx, c.http, region, method, path, bytes.NewReader(body), body)
+}
+
+func (c *Client) do(ctx context.Context, hc *http.Client, region, method, path string, r io.Reader, body []byte) (*http.Response, error) {
 	endpoint, ok := c.topo.Endpoint(region)
 	if !ok {
 		return nil, fmt.Errorf("%w: region %s has no endpoint", ErrRegionUnreachable, region)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, endpoint+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, endpoint+path, r)
+	if err == nil && len(body) > 0 {
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
 	if err != nil {
 		return nil, fmt.Errorf("call region %s: %w", region, err)
 	}
@@ -120,7 +195,7 @@ func (c *Client) Do(ctx context.Context, region, method, path string, body []byt
 	if err := c.signer.SignHTTP(ctx, c.creds, req, hash, "s3", region, time.Now()); err != nil {
 		return nil, fmt.Errorf("sign call to region %s: %w", region, err)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: region %s at %s: %v", ErrRegionUnreachable, region, endpoint, err)
 	}
