@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,23 +269,6 @@ func (s *Store) VersionRecord(ctx context.Context, bucket, key, versionID string
 		return err
 	})
 	return v, err
-}
-
-// AllBuckets returns every bucket of the region, whoever owns it, by name.
-func (s *Store) AllBuckets(ctx context.Context) ([]Bucket, error) {
-	var out []Bucket
-	err := s.meta.View(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spaceBuckets)
-		for k, v := it.First(); k != nil; k, v = it.Next() {
-			var b Bucket
-			if err := json.Unmarshal(v, &b); err != nil {
-				return fmt.Errorf("decode bucket %q: %w", k, err)
-			}
-			out = append(out, b)
-		}
-		return nil
-	})
-	return out, err
 }
 
 // PieceReader returns the stored data of one piece of a version (part, 0

@@ -250,6 +250,15 @@ func (s *Store) Bucket(ctx context.Context, name string) (*Bucket, error) {
 
 // ListBuckets returns the buckets owned by owner, by name.
 func (s *Store) ListBuckets(ctx context.Context, owner string) ([]Bucket, error) {
+	return s.bucketsWhere(ctx, func(b *Bucket) bool { return b.Owner == owner })
+}
+
+// AllBuckets returns every bucket of the region, whoever owns it, by name.
+func (s *Store) AllBuckets(ctx context.Context) ([]Bucket, error) {
+	return s.bucketsWhere(ctx, func(*Bucket) bool { return true })
+}
+
+func (s *Store) bucketsWhere(ctx context.Context, keep func(*Bucket) bool) ([]Bucket, error) {
 	var out []Bucket
 	err := s.meta.View(ctx, func(tx meta.Tx) error {
 		it := tx.Iter(spaceBuckets)
@@ -258,7 +267,7 @@ func (s *Store) ListBuckets(ctx context.Context, owner string) ([]Bucket, error)
 			if err := json.Unmarshal(v, &b); err != nil {
 				return fmt.Errorf("decode bucket %q: %w", k, err)
 			}
-			if b.Owner == owner {
+			if keep(&b) {
 				out = append(out, b)
 			}
 		}
