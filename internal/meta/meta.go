@@ -37,6 +37,14 @@ type Store interface {
 	Close() error
 }
 
+// Checker is a Store that can check its own structure on disk (pages,
+// free lists, key order): the scrubber runs it on every full pass.
+type Checker interface {
+	// Check reads the whole store in a consistent snapshot and returns
+	// what is wrong with it, nil when nothing is.
+	Check(ctx context.Context) error
+}
+
 // Tx is a transaction. Byte slices returned by Get and by iterators are valid
 // only until the transaction ends; callers copy what they keep. Keys are
 // non-empty; keyspaces are created on first write.

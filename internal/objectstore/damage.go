@@ -271,6 +271,15 @@ func (s *Store) VersionRecord(ctx context.Context, bucket, key, versionID string
 	return v, err
 }
 
+// CheckMetadata checks the structure of the metadata store where the
+// store can (meta.Checker); nil when it cannot.
+func (s *Store) CheckMetadata(ctx context.Context) error {
+	if c, ok := s.meta.(meta.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // PieceReader returns the stored data of one piece of a version (part, 0
 // for a single-part object), for another region repairing its copy.
 func (s *Store) PieceReader(ctx context.Context, v *Version, part int) (io.ReadCloser, error) {

@@ -97,7 +97,10 @@ type Pass struct {
 	Error            string    `json:"error,omitempty"`
 }
 
-// Finding is a damaged version.
+// KindMetadata is a finding about the metadata store itself, not a version.
+const KindMetadata = "metadata"
+
+// Finding is a damaged version, or damaged metadata (Kind KindMetadata).
 type Finding struct {
 	Bucket       string    `json:"bucket"`
 	Key          string    `json:"key"`
@@ -264,6 +267,18 @@ func (s *Scrubber) walk(ctx context.Context, opts Options) error {
 	if opts.Bucket != "" {
 		buckets = []string{opts.Bucket}
 	} else {
+		// The metadata's own structure first: a damaged page could hide
+		// versions from the walk below.
+		if err := s.cfg.Store.CheckMetadata(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.m.damaged.WithLabelValues(KindMetadata).Inc()
+			s.log.Error("scrub: the metadata store is damaged", "err", err)
+			f := Finding{Kind: KindMetadata, Why: err.Error(), Found: s.cfg.Now().UTC(),
+				Unrepaired: "the metadata store cannot be repaired in place: restore the region from its replicas and backups"}
+			s.update(func(p *Pass) { p.Damaged++; p.Findings = append(p.Findings, f) })
+		}
 		bs, err := s.cfg.Store.AllBuckets(ctx)
 		if err != nil {
 			return err

@@ -46,6 +46,27 @@ type Store struct {
 	stats   Stats
 }
 
+// Check implements meta.Checker with bbolt's own consistency check: every
+// page reachable once, free pages not in use, keys in order. It reports
+// at most ten problems.
+func (s *Store) Check(ctx context.Context) error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+			if ctx.Err() != nil && len(errs) == 0 {
+				errs = append(errs, ctx.Err())
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("check %s: %w", s.db.Path(), errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
 // Stats describes group commit activity.
 type Stats struct {
 	Commits      uint64 // durable commits
