@@ -31,8 +31,17 @@ func (h *Handler) authorize(r *http.Request, rq *request) error {
 	action := "s3:" + actionFor(rq.op, rq.query.Get("versionId") != "")
 	areq := h.accessRequest(r.Context(), rq, action, rq.bucket, rq.key, rq.query.Get("versionId"))
 	rq.authzReq = areq
+	if policyOps[rq.op] && rq.principal != nil && rq.principal.Root() && rq.principal.AccountID == areq.ResourceOwner {
+		// As in S3, the bucket owner's root user may always read, replace
+		// and delete the bucket's policy, whatever the policy says: a
+		// policy that denies everyone cannot lock its bucket for good.
+		return nil
+	}
 	return h.authz.Authorize(r.Context(), areq)
 }
+
+// policyOps are the operations on a bucket's policy.
+var policyOps = map[string]bool{"GetBucketPolicy": true, "PutBucketPolicy": true, "DeleteBucketPolicy": true}
 
 // accessRequest is the authorization question for action on a bucket or
 // object: the principal, the bucket's owner and policy, the request's

@@ -300,6 +300,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, rq *request
 		h.log.Debug("request refused", "request_id", rq.id, "op", rq.op, "code", e.Code, "err", err)
 	case e.Code == "ServiceUnavailable" && headroom.NoSpace(err):
 		h.log.Warn("request ran out of disk space", "request_id", rq.id, "op", rq.op, "err", err)
+	case errors.Is(err, topology.ErrRegionUnreachable):
+		// Expected while a region is down or cut off, and answered with
+		// its cause: a partition must not flood the log with errors.
+		h.log.Warn("request for an unreachable region", "request_id", rq.id, "op", rq.op, "err", err)
 	case e.Status >= 500:
 		h.log.Error("request failed", "request_id", rq.id, "op", rq.op, "err", err)
 	case e.err != nil:

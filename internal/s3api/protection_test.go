@@ -220,3 +220,29 @@ func TestProtectionRequestsWithTheCLI(t *testing.T) {
 		t.Fatalf("versions of k after the refused requests: %d", got)
 	}
 }
+
+// TestRootIsNeverLockedOutOfItsPolicy puts a bucket policy that denies
+// everyone everything: the owner's root user can still read, replace and
+// delete it, as in S3, while the policy holds for every other call.
+func TestRootIsNeverLockedOutOfItsPolicy(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	c := r.Client(t)
+	ctx := context.Background()
+	createBucket(t, c, "sealed")
+	deny := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::sealed","arn:aws:s3:::sealed/*"]}]}`
+	if _, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("sealed"), Policy: aws.String(deny)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("sealed"), Key: aws.String("k"), Body: strings.NewReader("x")}); err == nil {
+		t.Fatal("a PUT under a deny-all policy succeeded")
+	}
+	if _, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("sealed")}); err != nil {
+		t.Fatalf("root reads its bucket's policy: %v", err)
+	}
+	if _, err := c.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: aws.String("sealed")}); err != nil {
+		t.Fatalf("root deletes its bucket's policy: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("sealed"), Key: aws.String("k"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("PUT once the policy is gone: %v", err)
+	}
+}
