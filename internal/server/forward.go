@@ -194,7 +194,7 @@ func (rt *router) forward(w http.ResponseWriter, req *http.Request, bucket, home
 	var failure error
 	proxy := &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { rt.rewrite(pr, target) },
-		Transport:      rt.peers.transport,
+		Transport:      rt.peers.forward,
 		FlushInterval:  -1,
 		ErrorLog:       rt.proxyLog,
 		ModifyResponse: func(resp *http.Response) error { rt.learn(req, bucket, home, resp); return nil },
@@ -219,6 +219,13 @@ func (rt *router) forward(w http.ResponseWriter, req *http.Request, bucket, home
 	}
 	return true, rt.unreachable(w, bucket, home, failure)
 }
+
+// forwardAnswerTimeout bounds the wait for the home region's answer once a
+// forwarded request is sent whole: a region whose process hangs accepts
+// connections and takes requests (its kernel does), and would hold the
+// client until it gave up. Generous: the home region answers a PUT once
+// it is durable, a copy once it is made (5 GiB at 50 MB/s is 100 s).
+var forwardAnswerTimeout = 3 * time.Minute
 
 // unreachable logs why the home region did not answer and returns what the
 // client sees: the region's name, not the internal address or cause.
@@ -383,7 +390,7 @@ func (rt *router) peerList(ctx context.Context, req *http.Request, peer string) 
 	}
 	out.Header.Set(forwardedHeader, rt.peers.self)
 	out.Host = req.Host
-	resp, err := rt.peers.transport.RoundTrip(out)
+	resp, err := rt.peers.forward.RoundTrip(out)
 	if err != nil {
 		return nil, err
 	}

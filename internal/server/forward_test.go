@@ -21,6 +21,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/bulwark/bulwark/internal/objectstore"
+	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 	"github.com/bulwark/bulwark/internal/topology"
 )
@@ -488,4 +489,45 @@ func TestPeerAPI(t *testing.T) {
 			t.Fatalf("%s peer call: %s", name, resp.Status)
 		}
 	}
+}
+
+// TestForwardToAHungRegion forwards to a region whose process hangs: it
+// takes connections and requests and answers nothing. The client gets the
+// 503 naming the region once forwardAnswerTimeout passes, not never.
+func TestForwardToAHungRegion(t *testing.T) {
+	defer server.SetForwardAnswerTimeout(2 * time.Second)()
+	rs := servertest.StartRegions(t, "us-west-2", "us-east-1")
+	west, east := rs[0], rs[1]
+	createIn(t, west.Client(t), "far-bucket", "us-east-1")
+	c := west.Client(t, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("far-bucket")}); err != nil {
+		t.Fatal(err) // the home is known now
+	}
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		for {
+			conn, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			go io.Copy(io.Discard, conn) // takes the request, answers nothing
+		}
+	}()
+	topo := server.TopologyOf(east.Region)
+	topo.SetEndpoint("us-east-1", "http://"+hung.Addr().String())
+	start := time.Now()
+	_, err = c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("far-bucket"), Key: aws.String("k")})
+	took := time.Since(start)
+	if code, status := servertest.APICode(err); code != "ServiceUnavailable" || status != 503 || !strings.Contains(err.Error(), "us-east-1") {
+		t.Fatalf("GET through a hung region: %v", err)
+	}
+	if took > time.Minute {
+		t.Fatalf("took %v", took)
+	}
+	t.Logf("refused after %v", took.Round(time.Millisecond))
 }

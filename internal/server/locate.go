@@ -90,9 +90,13 @@ type peerState struct {
 	topo   *topology.Topology
 	log    *slog.Logger
 	client *topology.Client // nil when the region has no key to sign with
-	// transport carries forwarded requests and peer calls alike; its dial
-	// timeout is what makes a dead region fail fast.
+	// transport carries peer calls; its dial timeout is what makes a dead
+	// region fail fast, its stall bounds what makes a partition fail.
 	transport *http.Transport
+	// forward carries forwarded client requests: transport's bounds, and
+	// forwardAnswerTimeout for a region whose process hangs while its
+	// kernel still takes the request.
+	forward *http.Transport
 
 	mu    sync.RWMutex
 	homes map[string]string // bucket → region, for buckets homed elsewhere
@@ -112,6 +116,8 @@ func (r *Region) newPeerState() *peerState {
 		transport: topology.NewTransport(r.peerTLS()),
 		homes:     map[string]string{},
 	}
+	p.forward = p.transport.Clone()
+	p.forward.ResponseHeaderTimeout = forwardAnswerTimeout
 	if k, ok := r.signingKey(); ok {
 		p.client = topology.NewClient(r.cfg.Topology, k.AccessKey, k.Secret, p.transport)
 	}
