@@ -24,7 +24,7 @@ const ResourceKind = policy.Resource
 // store one.
 func checkPolicy(doc string, kind policy.Kind) error {
 	if _, err := policy.Parse([]byte(doc), kind); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformedPolicy, err)
+		return fmt.Errorf("%w: %w", ErrMalformedPolicy, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
+	"github.com/bulwark/bulwark/internal/iam/policy"
 	"github.com/bulwark/bulwark/internal/sigv4"
 )
 
@@ -142,6 +143,12 @@ func toAPIError(err error, service string) *apiError {
 // domainMessage is the text after a wrapped sentinel's "kind: ", which the
 // iam package words as AWS does.
 func domainMessage(err error) string {
+	// A policy's problem in IAM's words; where in the document it is stays
+	// in the cause, for the log.
+	var me *policy.MalformedError
+	if errors.As(err, &me) {
+		return me.Message
+	}
 	s := err.Error()
 	if _, rest, ok := strings.Cut(s, ": "); ok && rest != "" {
 		return rest

@@ -314,6 +314,10 @@ func TestEntityErrors(t *testing.T) {
 	wantCode(t, err, "MalformedPolicyDocument", 400)
 	_, err = c.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("r"), AssumeRolePolicyDocument: aws.String(`{"Statement":"nope"}`)})
 	wantCode(t, err, "MalformedPolicyDocument", 400)
+	// IAM's own words, without the parser's prefix or where it was.
+	if strings.Contains(err.Error(), "malformed policy document") {
+		t.Fatalf("message: %v", err)
+	}
 	_, err = c.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("p"), PolicyDocument: aws.String(`not json`)})
 	wantCode(t, err, "MalformedPolicyDocument", 400)
 	_, err = c.GetUserPolicy(ctx, &awsiam.GetUserPolicyInput{UserName: aws.String("alice"), PolicyName: aws.String("none")})
