@@ -298,7 +298,15 @@ func TestNoSpaceLeavesNothingHalfDone(t *testing.T) {
 	}
 	// A blob that does not fit: 3 MiB into 1 MiB.
 	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("nospace"), Key: aws.String("big"), Body: bytes.NewReader(randomBytes(3 << 20))})
-	outOfSpace("a blob larger than the free space", err)
+	if code, _, _ := errorMessage(err); code == "" && err != nil && (strings.Contains(err.Error(), "broken pipe") || strings.Contains(err.Error(), "connection reset")) {
+		// The region answered 503 while the client was still sending the
+		// rest of the body, and closed the connection: the client may see
+		// its write fail before it reads the answer. What matters is
+		// below: nothing of the write is left.
+		t.Logf("the client saw the early answer as %v", err)
+	} else {
+		outOfSpace("a blob larger than the free space", err)
+	}
 	if n := headroomtest.Files(t, filepath.Join(dir, "blobs")); n != 0 {
 		t.Fatalf("%d blob files left by a write that ran out of space", n)
 	}
