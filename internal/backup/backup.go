@@ -6,6 +6,13 @@
 // windows, lifecycles) so that a plan it accepts is one the scheduler can
 // run. It knows nothing of HTTP: errors carry a kind (ErrNotFound,
 // ErrInvalidParameter, ...) that the wire package maps to AWS's codes.
+//
+// The job service (jobs.go) runs backups, restores and copies, and knows
+// no resource type: a Provider (provider.go) backs up and restores the
+// resources of one type, and a Registry given to the service finds the
+// provider of an ARN. The region's buckets are the S3 provider
+// (s3resource.go); copies, cold storage, lifecycle and vault lock work on
+// points whatever their type.
 package backup
 
 import (

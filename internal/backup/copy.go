@@ -413,8 +413,8 @@ func (c *copyIn) Commit(ctx context.Context) (*vault.Point, error) {
 
 // CopyJobFilter selects copy jobs; empty fields select all.
 type CopyJobFilter struct {
-	ResourceARN, State, DestinationVaultARN, SourceRecoveryPointARN string
-	CreatedAfter, CreatedBefore                                     time.Time
+	ResourceARN, ResourceType, State, DestinationVaultARN, SourceRecoveryPointARN string
+	CreatedAfter, CreatedBefore                                                   time.Time
 }
 
 // ListCopyJobs returns the account's copy jobs that pass f, newest first.
@@ -426,7 +426,8 @@ func (s *Service) ListCopyJobs(ctx context.Context, account string, f CopyJobFil
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if (f.ResourceARN == "" || f.ResourceARN == j.ResourceARN) && (f.State == "" || f.State == j.State) &&
+			if (f.ResourceARN == "" || f.ResourceARN == j.ResourceARN) && (f.ResourceType == "" || f.ResourceType == j.ResourceType) &&
+				(f.State == "" || f.State == j.State) &&
 				(f.DestinationVaultARN == "" || f.DestinationVaultARN == j.DestinationBackupVaultARN) &&
 				(f.SourceRecoveryPointARN == "" || f.SourceRecoveryPointARN == j.SourceRecoveryPointARN) &&
 				inRange(j.CreationDate, f.CreatedAfter, f.CreatedBefore) {

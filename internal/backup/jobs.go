@@ -18,7 +18,6 @@ import (
 	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/meta"
-	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
 // Keyspaces of the jobs and recovery points.
@@ -87,7 +86,7 @@ type BackupJob struct {
 	// copies made after the job completes and the tags of its point.
 	CopyActions       []CopyAction      `json:",omitempty"`
 	RecoveryPointTags map[string]string `json:",omitempty"`
-	// ExpectedObjects and ExpectedBytes are what the bucket held at the
+	// ExpectedObjects and ExpectedBytes are what the resource held at the
 	// job's instant, counted before the copy starts: the totals of
 	// PercentDone.
 	ExpectedObjects int64 `json:",omitempty"`
@@ -171,7 +170,8 @@ type RestoreJob struct {
 // ServiceConfig configures a Service.
 type ServiceConfig struct {
 	Catalog *Catalog
-	Store   *objectstore.Store
+	// Providers back up and restore the resources, one per type; required.
+	Providers *Registry
 	// Dir holds the vault repositories, one per account and vault:
 	// Dir/<account>/<vault>.
 	Dir string
@@ -218,12 +218,12 @@ func (admitAll) Explain(err error) error     { return err }
 // Jobs run in goroutines of the service; Close stops them and closes the
 // repositories.
 type Service struct {
-	cat    *Catalog
-	store  *objectstore.Store
-	dir    string
-	secret []byte
-	log    *slog.Logger
-	space  Space
+	cat       *Catalog
+	providers *Registry
+	dir       string
+	secret    []byte
+	log       *slog.Logger
+	space     Space
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -253,7 +253,10 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cat: cfg.Catalog, store: cfg.Store, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
+	if cfg.Providers == nil {
+		return nil, errors.New("backup service: no resource providers")
+	}
+	s := &Service{cat: cfg.Catalog, providers: cfg.Providers, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
 	s.space = cfg.Space
 	if s.space == nil {
 		s.space = admitAll{}
@@ -349,6 +352,9 @@ func (s *Service) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Providers is the service's registry of resource providers.
+func (s *Service) Providers() *Registry { return s.providers }
+
 // vault opens (once) the repository of an account's vault.
 func (s *Service) vault(ctx context.Context, account, name string) (*vault.Vault, error) {
 	s.mu.Lock()
@@ -418,7 +424,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	if in.IAMRoleARN == "" {
 		return nil, errorf(ErrMissingParameter, "Missing required parameter IamRoleArn.")
 	}
-	bucket, err := bucketOfARN(in.ResourceARN)
+	p, err := s.providers.Lookup(in.ResourceARN)
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +435,10 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkOwnBucket(ctx, account, bucket); err != nil {
+	// Another account's resource is refused when the job is asked for, so
+	// that no job is made to fail. One that does not exist passes: the job
+	// fails when it runs, as it does for one deleted after it started.
+	if _, err := p.Describe(ctx, account, in.ResourceARN); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	s.startMu.Lock()
@@ -451,7 +460,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	id := newUUID()
 	j := &BackupJob{
 		AccountID: account, JobID: strings.ToUpper(newUUID()), VaultName: v.Name, VaultARN: v.ARN,
-		ResourceARN: in.ResourceARN, ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
+		ResourceARN: in.ResourceARN, ResourceType: p.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
 		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
 		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags,
 	}
@@ -460,7 +469,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 	}
 	snapshot := *j
 	if !s.start(func(ctx context.Context) {
-		s.track(ctx, j.JobID, func(ctx context.Context) { s.runBackup(ctx, j, id) })
+		s.track(ctx, j.JobID, func(ctx context.Context) { s.runBackup(ctx, p, j, id) })
 	}) {
 		return nil, vault.ErrClosed
 	}
@@ -502,7 +511,7 @@ func (s *Service) saveRestore(ctx context.Context, j *RestoreJob) error {
 }
 
 // runBackup runs a job to its end, recording each step.
-func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
+func (s *Service) runBackup(ctx context.Context, p Provider, j *BackupJob, pointID string) {
 	started := s.cat.clock()
 	j.State, j.StartedAt = JobRunning, &started
 	if err := s.saveJob(ctx, j); err != nil {
@@ -514,7 +523,7 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 	var rp *RecoveryPoint
 	err := s.cat.CheckLockRetention(ctx, j.AccountID, j.VaultName, j.Lifecycle, j.CreationDate)
 	if err == nil {
-		rp, err = s.backupBucket(ctx, j, pointID, started)
+		rp, err = s.backupResource(ctx, p, j, pointID, started)
 	}
 	done := s.cat.clock()
 	j.CompletionDate = &done
@@ -543,6 +552,25 @@ func (s *Service) runBackup(ctx context.Context, j *BackupJob, pointID string) {
 	if j.State == JobCompleted {
 		s.startCopyActions(ctx, j)
 	}
+}
+
+// PercentDone is how far a job has come, from 0 to 100: the mean of its
+// shares of the objects and of the bytes the resource held at its instant.
+// Both shares count items unchanged since the previous point, which the
+// job records without reading. Only a completed job is at 100; a failed
+// or stopped one stays where it stopped.
+func (j *BackupJob) PercentDone() float64 {
+	if j.State == JobCompleted {
+		return 100
+	}
+	if j.ExpectedObjects <= 0 {
+		return 0 // not counted yet
+	}
+	share := min(float64(j.Objects)/float64(j.ExpectedObjects), 1)
+	if j.ExpectedBytes > 0 {
+		share = (share + min(float64(j.BackupSizeInBytes)/float64(j.ExpectedBytes), 1)) / 2
+	}
+	return min(100*share, 99.9)
 }
 
 // jobMessage is what a failed job tells its caller.
@@ -600,8 +628,8 @@ func (s *Service) DescribeBackupJob(ctx context.Context, account, id string) (*B
 
 // JobFilter selects jobs; empty fields select all.
 type JobFilter struct {
-	ResourceARN, State, VaultName string
-	CreatedAfter, CreatedBefore   time.Time
+	ResourceARN, ResourceType, State, VaultName string
+	CreatedAfter, CreatedBefore                 time.Time
 }
 
 // ListBackupJobs returns the account's jobs that pass f, newest first.
@@ -613,8 +641,8 @@ func (s *Service) ListBackupJobs(ctx context.Context, account string, f JobFilte
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if (f.ResourceARN == "" || f.ResourceARN == j.ResourceARN) && (f.State == "" || f.State == j.State) &&
-				(f.VaultName == "" || f.VaultName == j.VaultName) && inRange(j.CreationDate, f.CreatedAfter, f.CreatedBefore) {
+			if (f.ResourceARN == "" || f.ResourceARN == j.ResourceARN) && (f.ResourceType == "" || f.ResourceType == j.ResourceType) &&
+				(f.State == "" || f.State == j.State) && (f.VaultName == "" || f.VaultName == j.VaultName) && inRange(j.CreationDate, f.CreatedAfter, f.CreatedBefore) {
 				out = append(out, j)
 			}
 			return nil
@@ -710,8 +738,11 @@ func (s *Service) RestoreMetadata(ctx context.Context, account, vaultName, arn s
 	if err != nil {
 		return nil, nil, err
 	}
-	bucket, _ := bucketOfARN(p.ResourceARN)
-	return p, map[string]string{"DestinationBucketName": bucket, "NewBucket": "false"}, nil
+	prov, err := s.providers.Lookup(p.ResourceARN)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, prov.RestoreMetadata(p), nil
 }
 
 // StartRestoreJobInput describes a restore.
@@ -728,7 +759,7 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	if in.RecoveryPointARN == "" {
 		return nil, errorf(ErrMissingParameter, "Missing required parameter RecoveryPointArn.")
 	}
-	if in.ResourceType != "" && in.ResourceType != "S3" {
+	if _, ok := s.providers.ByType(in.ResourceType); in.ResourceType != "" && !ok {
 		return nil, errorf(ErrInvalidParameter, "Resource type %s is not supported.", in.ResourceType)
 	}
 	p, err := s.findPoint(ctx, account, in.RecoveryPointARN)
@@ -738,11 +769,15 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	if p.Status != PointCompleted && p.Status != PointPartial {
 		return nil, errorf(ErrInvalidRequest, "Recovery point %s is %s and cannot be restored.", p.ARN, p.Status)
 	}
-	plan, err := parseRestoreMetadata(p, in.Metadata)
+	prov, err := s.providers.Lookup(p.ResourceARN)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkOwnBucket(ctx, account, plan.bucket); err != nil {
+	if in.ResourceType != "" && in.ResourceType != prov.Type() {
+		return nil, errorf(ErrInvalidParameter, "Recovery point %s is of resource type %s, not %s.", p.ARN, prov.Type(), in.ResourceType)
+	}
+	target, err := prov.CheckRestore(ctx, account, p, in.Metadata)
+	if err != nil {
 		return nil, err
 	}
 	s.startMu.Lock()
@@ -761,27 +796,27 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	}
 	j := &RestoreJob{
 		AccountID: account, JobID: strings.ToUpper(newUUID()), RecoveryPointARN: p.ARN, VaultName: p.VaultName,
-		ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: in.Metadata,
+		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: in.Metadata,
 		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
-		CreatedResourceARN: "arn:aws:s3:::" + plan.bucket,
+		CreatedResourceARN: target,
 	}
 	if err := s.saveRestore(ctx, j); err != nil {
 		return nil, err
 	}
 	snapshot := *j
-	if !s.start(func(ctx context.Context) { s.runRestore(ctx, j, p, plan) }) {
+	if !s.start(func(ctx context.Context) { s.runRestore(ctx, prov, j, p) }) {
 		return nil, vault.ErrClosed
 	}
 	return &snapshot, nil
 }
 
-func (s *Service) runRestore(ctx context.Context, j *RestoreJob, p *RecoveryPoint, plan *restorePlan) {
+func (s *Service) runRestore(ctx context.Context, prov Provider, j *RestoreJob, p *RecoveryPoint) {
 	j.Status = RestoreRunning
 	if err := s.saveRestore(ctx, j); err != nil {
 		s.log.Error("record restore job", "job", j.JobID, "err", err)
 		return
 	}
-	err := s.restoreBucket(ctx, j, p, plan)
+	err := s.restorePoint(ctx, prov, j, p)
 	done := s.cat.clock()
 	j.CompletionDate = &done
 	if err != nil {

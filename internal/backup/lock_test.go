@@ -45,7 +45,7 @@ func newLockEnv(t *testing.T) *lockEnv {
 	}
 	st := objectstore.New(objectstore.Config{Region: "us-east-1", Meta: m, Blobs: blobs, Now: e.now, InlineLimit: -1})
 	e.cat = NewCatalog(m, "us-east-1", e.now)
-	if e.svc, err = NewService(ctx, ServiceConfig{Catalog: e.cat, Store: st, Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")}); err != nil {
+	if e.svc, err = NewService(ctx, ServiceConfig{Catalog: e.cat, Providers: mustRegistry(t, NewS3Provider(st)), Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.svc.Close(ctx) })
@@ -73,6 +73,15 @@ func (e *lockEnv) point(l *Lifecycle, class string) *RecoveryPoint {
 }
 
 func days(n int64) *int64 { return &n }
+
+func mustRegistry(t *testing.T, ps ...Provider) *Registry {
+	t.Helper()
+	r, err := NewRegistry(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // wantMsg fails unless err is a catalog *Error of kind whose message
 // holds each of parts.

@@ -71,7 +71,11 @@ func openTestRegion(tb testing.TB, o regionOptions) *testRegion {
 	}
 	r := &testRegion{dir: filepath.Join(o.dir, "vaults"), st: objectstore.New(objectstore.Config{Region: o.region, Meta: m, Blobs: blobs, Now: o.now, InlineLimit: -1})}
 	r.cat = backup.NewCatalog(m, o.region, o.now)
-	cfg := backup.ServiceConfig{Catalog: r.cat, Store: r.st, Dir: r.dir, Secret: []byte("secret")}
+	providers, err := backup.NewRegistry(backup.NewS3Provider(r.st))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := backup.ServiceConfig{Catalog: r.cat, Providers: providers, Dir: r.dir, Secret: []byte("secret")}
 	if o.configure != nil {
 		o.configure(&cfg)
 	}

@@ -281,18 +281,12 @@ func (c *Catalog) planAccounts(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-// resource is a resource a selection may assign.
-type resource struct {
-	arn  string
-	tags map[string]string
-}
-
 func (s *Scheduler) passAccount(ctx context.Context, account string, now time.Time) error {
 	plans, err := s.cat.ListPlans(ctx, account, false)
 	if err != nil {
 		return err
 	}
-	var resources []resource
+	var resources []*Resource
 	listed := false
 	var errs []error
 	for _, p := range plans {
@@ -404,32 +398,30 @@ func (s *Scheduler) saveState(ctx context.Context, account, planID, ruleID strin
 	})
 }
 
-// resources lists the account's buckets of the region with their tags.
-func (s *Scheduler) resources(ctx context.Context, account string) ([]resource, error) {
-	bs, err := s.jobs.store.ListBuckets(ctx, account)
-	if err != nil {
-		return nil, err
-	}
-	var out []resource
-	for _, b := range bs {
-		if b.Region != "" && b.Region != s.cat.Region() {
-			continue
+// resources lists the account's resources of the region, of every
+// provider, with their tags: the resources a selection may assign.
+func (s *Scheduler) resources(ctx context.Context, account string) ([]*Resource, error) {
+	var out []*Resource
+	for _, p := range s.jobs.providers.Providers() {
+		rs, err := p.List(ctx, account)
+		if err != nil {
+			return nil, fmt.Errorf("list %s resources: %w", p.Type(), err)
 		}
-		out = append(out, resource{arn: "arn:aws:s3:::" + b.Name, tags: b.Tags})
+		out = append(out, rs...)
 	}
 	return out, nil
 }
 
 // run handles one scheduled time of a rule: a job per assigned resource,
 // or an EXPIRED record per resource when the start window has passed.
-func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r Rule, sels []*StoredSelection, resources []resource, due, now time.Time) error {
+func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r Rule, sels []*StoredSelection, resources []*Resource, due, now time.Time) error {
 	startBy := due.Add(time.Duration(deref(r.StartWindowMinutes, defaultStartWindow)) * time.Minute)
 	completeBy := due.Add(time.Duration(deref(r.CompletionWindowMinutes, defaultCompleteWindow)) * time.Minute)
 	var errs []error
 	for _, res := range resources {
 		role := ""
 		for _, sel := range sels {
-			if sel.Selection.Matches(res.arn, res.tags) {
+			if sel.Selection.Matches(res.ARN, res.Tags) {
 				role = sel.Selection.IamRoleArn
 				break
 			}
@@ -438,14 +430,14 @@ func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r 
 			continue
 		}
 		in := StartBackupJobInput{
-			VaultName: r.TargetBackupVaultName, ResourceARN: res.arn, IAMRoleARN: role,
-			IdempotencyToken: pv.BackupPlanID + "/" + r.RuleID + "/" + due.UTC().Format(time.RFC3339) + "/" + res.arn,
+			VaultName: r.TargetBackupVaultName, ResourceARN: res.ARN, IAMRoleARN: role,
+			IdempotencyToken: pv.BackupPlanID + "/" + r.RuleID + "/" + due.UTC().Format(time.RFC3339) + "/" + res.ARN,
 			Lifecycle:        r.Lifecycle,
 			CreatedBy: &CreatedBy{BackupPlanId: pv.BackupPlanID, BackupPlanArn: pv.BackupPlanARN,
 				BackupPlanVersion: pv.VersionID, BackupRuleId: r.RuleID},
 			CopyActions: r.CopyActions, RecoveryPointTags: r.RecoveryPointTags,
 		}
-		sr := ScheduledRun{BackupPlanID: pv.BackupPlanID, RuleID: r.RuleID, RuleName: r.RuleName, ScheduledAt: due.UTC(), CompleteBy: completeBy.UTC(), ResourceARN: res.arn}
+		sr := ScheduledRun{BackupPlanID: pv.BackupPlanID, RuleID: r.RuleID, RuleName: r.RuleName, ScheduledAt: due.UTC(), CompleteBy: completeBy.UTC(), ResourceARN: res.ARN}
 		var j *BackupJob
 		var err error
 		if now.After(startBy) {
@@ -457,11 +449,11 @@ func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r 
 		if errors.As(err, &be) {
 			// The caller's mistake (a vault deleted since): retrying will not
 			// mend it, and the rule must go on to its next runs.
-			s.log.Warn("scheduled backup not started", "plan", pv.BackupPlanID, "rule", r.RuleName, "scheduled_at", due.UTC(), "resource", res.arn, "err", err)
+			s.log.Warn("scheduled backup not started", "plan", pv.BackupPlanID, "rule", r.RuleName, "scheduled_at", due.UTC(), "resource", res.ARN, "err", err)
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("plan %s rule %s at %s, %s: %w", pv.BackupPlanID, r.RuleName, due.UTC().Format(time.RFC3339), res.arn, err))
+			errs = append(errs, fmt.Errorf("plan %s rule %s at %s, %s: %w", pv.BackupPlanID, r.RuleName, due.UTC().Format(time.RFC3339), res.ARN, err))
 			continue
 		}
 		sr.JobID = j.JobID
@@ -508,6 +500,10 @@ func (s *Service) startScheduled(ctx context.Context, account string, in StartBa
 // EXPIRED, created at the scheduled time and ended when its window closed.
 // A second call with the same token returns the first record.
 func (s *Service) RecordExpired(ctx context.Context, account string, in StartBackupJobInput, scheduled, ended time.Time, message string) (*BackupJob, error) {
+	p, err := s.providers.Lookup(in.ResourceARN)
+	if err != nil {
+		return nil, err
+	}
 	v, err := s.cat.DescribeVault(ctx, account, in.VaultName)
 	if err != nil {
 		return nil, err
@@ -521,7 +517,7 @@ func (s *Service) RecordExpired(ctx context.Context, account string, in StartBac
 	}
 	j := &BackupJob{
 		AccountID: account, JobID: strings.ToUpper(newUUID()), VaultName: v.Name, VaultARN: v.ARN,
-		ResourceARN: in.ResourceARN, ResourceType: "S3", IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
+		ResourceARN: in.ResourceARN, ResourceType: p.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
 		State: JobExpired, StatusMessage: message, CreationDate: scheduled, CompletionDate: &ended, Lifecycle: in.Lifecycle,
 	}
 	if err := s.saveJob(ctx, j); err != nil {

@@ -47,6 +47,9 @@ const (
 type Config struct {
 	Catalog *backup.Catalog
 	Jobs    *backup.Service // nil serves no job or recovery point operation
+	// Providers are the resource types the region backs up
+	// (GetSupportedResourceTypes, ResourceName); Jobs' when nil.
+	Providers *backup.Registry
 	// Verifier checks signatures; nil means one over Keys for the
 	// "backup" scope.
 	Verifier   *sigv4.Verifier
@@ -60,20 +63,29 @@ type Config struct {
 
 // Handler serves the AWS Backup API.
 type Handler struct {
-	cat    *backup.Catalog
-	jobs   *backup.Service
-	verify *sigv4.Verifier
-	keys   iam.KeyLookup
-	authz  iam.Authorizer
-	region string
-	log    *slog.Logger
-	now    func() time.Time
-	mux    *http.ServeMux
+	cat  *backup.Catalog
+	jobs *backup.Service
+	// providers name resources and their types.
+	providers *backup.Registry
+	verify    *sigv4.Verifier
+	keys      iam.KeyLookup
+	authz     iam.Authorizer
+	region    string
+	log       *slog.Logger
+	now       func() time.Time
+	mux       *http.ServeMux
 }
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
 	h := &Handler{cat: cfg.Catalog, jobs: cfg.Jobs, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer, region: cfg.Region, log: cfg.Logger, now: cfg.Now}
+	h.providers = cfg.Providers
+	if h.providers == nil && cfg.Jobs != nil {
+		h.providers = cfg.Jobs.Providers()
+	}
+	if h.providers == nil {
+		h.providers, _ = backup.NewRegistry()
+	}
 	if h.verify == nil {
 		h.verify = &sigv4.Verifier{Lookup: auth.Lookup(h.keys), Services: []string{service}}
 	}

@@ -29,26 +29,16 @@ type copyJobOut struct {
 	IsParent                          bool
 }
 
-func renderCopyJob(j *backup.CopyJob) copyJobOut {
+func (h *Handler) renderCopyJob(j *backup.CopyJob) copyJobOut {
 	return copyJobOut{
 		AccountId: j.AccountID, CopyJobId: j.CopyJobID, SourceBackupVaultArn: j.SourceBackupVaultARN,
 		SourceRecoveryPointArn: j.SourceRecoveryPointARN, DestinationBackupVaultArn: j.DestinationBackupVaultARN,
 		DestinationRecoveryPointArn: j.DestinationRecoveryPointARN, DestinationRecoveryPointLifecycle: j.Lifecycle,
-		DestinationVaultType: "BACKUP_VAULT", ResourceArn: j.ResourceARN, ResourceName: resourceName(j.ResourceARN),
+		DestinationVaultType: "BACKUP_VAULT", ResourceArn: j.ResourceARN, ResourceName: h.providers.ResourceName(j.ResourceARN),
 		ResourceType: j.ResourceType, CreationDate: ts(j.CreationDate), CompletionDate: tsp(j.CompletionDate),
 		State: j.State, StatusMessage: j.StatusMessage, BackupSizeInBytes: j.BackupSizeInBytes, IamRoleArn: j.IAMRoleARN,
 		CreatedBy: j.CreatedBy, CreatedByBackupJobId: j.CreatedByBackupJobID,
 	}
-}
-
-// resourceName is the name part of a resource ARN (a bucket's name).
-func resourceName(arn string) string {
-	for i := len(arn) - 1; i >= 0; i-- {
-		if arn[i] == ':' {
-			return arn[i+1:]
-		}
-	}
-	return arn
 }
 
 func startCopyJob(ctx context.Context, c *call) (any, error) {
@@ -89,7 +79,7 @@ func describeCopyJob(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct{ CopyJob copyJobOut }{renderCopyJob(j)}, nil
+	return struct{ CopyJob copyJobOut }{c.h.renderCopyJob(j)}, nil
 }
 
 func listCopyJobs(ctx context.Context, c *call) (any, error) {
@@ -106,9 +96,7 @@ func listCopyJobs(ctx context.Context, c *call) (any, error) {
 	if f.CreatedBefore, err = c.timeQuery("createdBefore"); err != nil {
 		return nil, err
 	}
-	if t := q.Get("resourceType"); t != "" && t != "S3" {
-		f.ResourceARN = "-" // selects nothing
-	}
+	f.ResourceType = q.Get("resourceType")
 	if a := q.Get("accountId"); a != "" && a != c.account {
 		f.ResourceARN = "-"
 	}
@@ -125,7 +113,7 @@ func listCopyJobs(ctx context.Context, c *call) (any, error) {
 		NextToken string `json:",omitempty"`
 	}{CopyJobs: []copyJobOut{}, NextToken: next}
 	for _, j := range pg {
-		out.CopyJobs = append(out.CopyJobs, renderCopyJob(j))
+		out.CopyJobs = append(out.CopyJobs, c.h.renderCopyJob(j))
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package backupapi
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -75,9 +76,9 @@ type backupJobOut struct {
 	CreatedBy         *backup.CreatedBy `json:",omitempty"`
 }
 
-func renderBackupJob(j *backup.BackupJob) backupJobOut {
+func (h *Handler) renderBackupJob(j *backup.BackupJob) backupJobOut {
 	pct := strconv.FormatFloat(j.PercentDone(), 'f', 1, 64)
-	name := j.ResourceARN[len("arn:aws:s3:::"):]
+	name := h.providers.ResourceName(j.ResourceARN)
 	return backupJobOut{
 		AccountId: j.AccountID, BackupJobId: j.JobID, BackupVaultName: j.VaultName, BackupVaultArn: j.VaultARN,
 		RecoveryPointArn: j.RecoveryPointARN, ResourceArn: j.ResourceARN, ResourceName: name, ResourceType: j.ResourceType,
@@ -124,7 +125,7 @@ func describeBackupJob(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return renderBackupJob(j), nil
+	return c.h.renderBackupJob(j), nil
 }
 
 func deletePoint(ctx context.Context, c *call) (any, error) {
@@ -175,9 +176,7 @@ func listBackupJobs(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := c.r.URL.Query().Get("resourceType"); t != "" && t != "S3" {
-		f.ResourceARN = "-" // selects nothing
-	}
+	f.ResourceType = c.r.URL.Query().Get("resourceType")
 	jobs, err := c.h.jobs.ListBackupJobs(ctx, c.account, f)
 	if err != nil {
 		return nil, err
@@ -191,7 +190,7 @@ func listBackupJobs(ctx context.Context, c *call) (any, error) {
 		NextToken  string `json:",omitempty"`
 	}{BackupJobs: []backupJobOut{}, NextToken: next}
 	for _, j := range pg {
-		out.BackupJobs = append(out.BackupJobs, renderBackupJob(j))
+		out.BackupJobs = append(out.BackupJobs, c.h.renderBackupJob(j))
 	}
 	return out, nil
 }
@@ -225,10 +224,10 @@ type pointOut struct {
 	IsParent             bool
 }
 
-func renderPoint(p *backup.RecoveryPoint) pointOut {
+func (h *Handler) renderPoint(p *backup.RecoveryPoint) pointOut {
 	o := pointOut{
 		RecoveryPointArn: p.ARN, BackupVaultName: p.VaultName, BackupVaultArn: p.VaultARN, ResourceArn: p.ResourceARN,
-		ResourceName: p.ResourceARN[len("arn:aws:s3:::"):], ResourceType: p.ResourceType, IamRoleArn: p.IAMRoleARN,
+		ResourceName: h.providers.ResourceName(p.ResourceARN), ResourceType: p.ResourceType, IamRoleArn: p.IAMRoleARN,
 		Status: p.Status, StatusMessage: p.StatusMessage, CreationDate: ts(p.CreationDate), CompletionDate: tsp(p.CompletionDate),
 		BackupSizeInBytes: p.BackupSizeInBytes, Lifecycle: p.Lifecycle, EncryptionKeyArn: p.EncryptionKeyARN,
 		IsEncrypted: true, StorageClass: p.StorageClass, VaultType: "BACKUP_VAULT",
@@ -253,8 +252,8 @@ func listPointsByVault(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := q.Get("resourceType"); t != "" && t != "S3" {
-		ps = nil
+	if t := q.Get("resourceType"); t != "" {
+		ps = slices.DeleteFunc(ps, func(p *backup.RecoveryPoint) bool { return p.ResourceType != t })
 	}
 	pg, next, err := page(c, ps, func(p *backup.RecoveryPoint) string { return p.ARN })
 	if err != nil {
@@ -265,7 +264,7 @@ func listPointsByVault(ctx context.Context, c *call) (any, error) {
 		NextToken      string `json:",omitempty"`
 	}{RecoveryPoints: []pointOut{}, NextToken: next}
 	for _, p := range pg {
-		out.RecoveryPoints = append(out.RecoveryPoints, renderPoint(p))
+		out.RecoveryPoints = append(out.RecoveryPoints, c.h.renderPoint(p))
 	}
 	return out, nil
 }
@@ -300,7 +299,7 @@ func listPointsByResource(ctx context.Context, c *call) (any, error) {
 		NextToken      string `json:",omitempty"`
 	}{RecoveryPoints: []item{}, NextToken: next}
 	for _, p := range pg {
-		out.RecoveryPoints = append(out.RecoveryPoints, item{p.ARN, p.VaultName, p.ResourceARN[len("arn:aws:s3:::"):], p.Status,
+		out.RecoveryPoints = append(out.RecoveryPoints, item{p.ARN, p.VaultName, c.h.providers.ResourceName(p.ResourceARN), p.Status,
 			p.StatusMessage, ts(p.CreationDate), p.EncryptionKeyARN, p.BackupSizeInBytes, false, "BACKUP_VAULT"})
 	}
 	return out, nil
@@ -315,7 +314,7 @@ func describePoint(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return renderPoint(p), nil
+	return c.h.renderPoint(p), nil
 }
 
 func restoreMetadata(ctx context.Context, c *call) (any, error) {

@@ -14,8 +14,10 @@ import (
 
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
+	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
+	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
@@ -54,8 +56,17 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	cat := backup.NewCatalog(m, region, time.Now)
+	blobs, err := blobfs.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	providers, err := backup.NewRegistry(backup.NewS3Provider(objectstore.New(objectstore.Config{Region: region, Meta: m, Blobs: blobs})))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := backupapi.New(backupapi.Config{
 		Catalog:    cat,
+		Providers:  providers,
 		Keys:       store,
 		Authorizer: &iam.Evaluator{Store: store},
 		Region:     region,

@@ -2,7 +2,6 @@ package backupapi
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup"
@@ -18,10 +17,10 @@ type protectedOut struct {
 	LastRecoveryPointArn string
 }
 
-func renderProtected(r *backup.ProtectedResource) protectedOut {
+func (h *Handler) renderProtected(r *backup.ProtectedResource) protectedOut {
 	return protectedOut{
 		ResourceArn: r.ResourceARN, ResourceType: r.ResourceType, LastBackupTime: ts(r.LastBackupTime),
-		ResourceName: strings.TrimPrefix(r.ResourceARN, "arn:aws:s3:::"), LastBackupVaultArn: r.LastBackupVaultARN,
+		ResourceName: h.providers.ResourceName(r.ResourceARN), LastBackupVaultArn: r.LastBackupVaultARN,
 		LastRecoveryPointArn: r.LastRecoveryPointARN,
 	}
 }
@@ -38,7 +37,7 @@ func protectedPage(c *call, rs []*backup.ProtectedResource) (any, error) {
 		NextToken string `json:",omitempty"`
 	}{Results: []protectedOut{}, NextToken: next}
 	for _, r := range pg {
-		out.Results = append(out.Results, renderProtected(r))
+		out.Results = append(out.Results, c.h.renderProtected(r))
 	}
 	return out, nil
 }
@@ -84,7 +83,7 @@ func describeProtected(ctx context.Context, c *call) (any, error) {
 		LatestRestoreExecutionTimeMinutes      *int64 `json:",omitempty"`
 		LatestRestoreJobCreationDate           *epoch `json:",omitempty"`
 		LatestRestoreRecoveryPointCreationDate *epoch `json:",omitempty"`
-	}{protectedOut: renderProtected(r)}
+	}{protectedOut: c.h.renderProtected(r)}
 	if lr := r.LatestRestore; lr != nil {
 		minutes := int64(lr.ExecutionTime.Round(time.Minute) / time.Minute)
 		out.LatestRestoreExecutionTimeMinutes = &minutes

@@ -119,5 +119,5 @@ func supportedResourceTypes(ctx context.Context, c *call) (any, error) {
 	if err := c.authorize(ctx, "*"); err != nil {
 		return nil, err
 	}
-	return struct{ ResourceTypes []string }{[]string{"S3"}}, nil
+	return struct{ ResourceTypes []string }{c.h.providers.Types()}, nil
 }

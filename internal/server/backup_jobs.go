@@ -10,7 +10,8 @@ import (
 
 // openBackupJobs starts the region's backup job service, whose vault
 // repositories live under DataDir/vaults, encrypted with the deployment
-// key.
+// key. It backs up the region's buckets and the configuration's other
+// resource types.
 func (r *Region) openBackupJobs(ctx context.Context) error {
 	key := r.vaultKey
 	if key == nil {
@@ -23,8 +24,12 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		}
 	}
 	r.vaultKey = key
+	providers, err := backup.NewRegistry(append([]backup.Provider{backup.NewS3Provider(r.Store)}, r.cfg.BackupProviders...)...)
+	if err != nil {
+		return err
+	}
 	svc, err := backup.NewService(ctx, backup.ServiceConfig{
-		Catalog: r.Backup, Store: r.Store, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
+		Catalog: r.Backup, Providers: providers, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
 		Registerer: r.Registry,
 		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
 		Space: r.Disk,

@@ -83,6 +83,10 @@ type Config struct {
 	// BackupSchedulerInterval is the time between the backup scheduler's
 	// passes (backup.DefaultSchedulerInterval when 0).
 	BackupSchedulerInterval time.Duration
+	// BackupProviders are the resource types the backup service backs up
+	// besides the region's buckets (always the first, type S3), one per
+	// type.
+	BackupProviders []backup.Provider
 	// Disk sets the free space the region keeps on its data directory's
 	// filesystem and its reserves for deletes on a full disk.
 	Disk DiskConfig
@@ -366,7 +370,7 @@ func (r *Region) Handler() http.Handler {
 		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
 	})
 	backupAPI := backupapi.New(backupapi.Config{
-		Catalog: r.Backup, Jobs: r.Jobs, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
+		Catalog: r.Backup, Jobs: r.Jobs, Providers: r.Jobs.Providers(), Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
 		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
 	})
 	metrics := r.metricsScrape(promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{}))

@@ -255,7 +255,7 @@ func (s backupSource) Fetch(ctx context.Context, v *objectstore.Version, part in
 	if err != nil {
 		return nil, "", err
 	}
-	rc, point, err := s.r.Jobs.OpenBackedUpObject(ctx, b.Owner, "arn:aws:s3:::"+v.Bucket, v.Key, v.VersionID, v.ETag)
+	rc, point, err := s.r.Jobs.OpenBackedUpObject(ctx, b.Owner, backup.BucketARN(v.Bucket), v.Key, v.VersionID, v.ETag)
 	if errors.Is(err, backup.ErrNotBackedUp) {
 		return nil, "", fmt.Errorf("%w: %v", scrub.ErrNoCopy, err)
 	}
