@@ -541,14 +541,16 @@ func (s *Service) runBackup(ctx context.Context, p Provider, j *BackupJob, point
 			j.StatusMessage = rp.StatusMessage
 		}
 	}
-	if err := s.saveJob(context.WithoutCancel(ctx), j); err != nil {
-		s.log.Error("record backup job", "job", j.JobID, "err", err)
-	}
+	// Counted before the record says the job ended, so that whoever sees
+	// it ended also sees it in the metrics.
 	var stored int64
 	if rp != nil {
 		stored = rp.BytesNew
 	}
 	s.observeJob(kindBackup, j.State, started, done, j.BytesTransferred, stored)
+	if err := s.saveJob(context.WithoutCancel(ctx), j); err != nil {
+		s.log.Error("record backup job", "job", j.JobID, "err", err)
+	}
 	if j.State == JobCompleted {
 		s.startCopyActions(ctx, j)
 	}
@@ -824,10 +826,10 @@ func (s *Service) runRestore(ctx context.Context, prov Provider, j *RestoreJob, 
 	} else {
 		j.Status = RestoreCompleted
 	}
+	s.observeJob(kindRestore, j.Status, j.CreationDate, done, j.BytesRestored, j.BytesRestored)
 	if err := s.saveRestore(ctx, j); err != nil {
 		s.log.Error("record restore job", "job", j.JobID, "err", err)
 	}
-	s.observeJob(kindRestore, j.Status, j.CreationDate, done, j.BytesRestored, j.BytesRestored)
 }
 
 // DescribeRestoreJob returns a restore job of the account.
