@@ -106,8 +106,8 @@ var (
 )
 
 // requestFields is keyed by the field's lower-cased header name, or its
-// query parameter name; "x-amz-meta-" stands for every user metadata
-// header. Headers and parameters are told apart by fieldIsQuery.
+// query parameter name (no S3 header and parameter share a name);
+// "x-amz-meta-" stands for every user metadata header.
 var requestFields = map[string]fieldRule{
 	// Object content and its description.
 	"cache-control": honour(), "content-disposition": honour(), "content-encoding": honour(),

@@ -103,16 +103,7 @@ func (a *accountsAPI) atHome(w http.ResponseWriter, req *http.Request, action st
 		}
 		return false
 	}
-	if p := callerOf(req.Context()); a.r.admin == "" || p.AccountID != a.r.admin {
-		writeJSONError(w, http.StatusForbidden, "AccessDenied",
-			"only the deployment's admin account (the account bulwark up made, or that of the first configured key) may manage accounts")
-		return false
-	}
-	if err := a.r.authorize(req, action, "*", nil); err != nil {
-		writeDenied(w, err)
-		return false
-	}
-	return true
+	return a.r.adminOnly(w, req, action, "managing accounts")
 }
 
 // create creates an account and its root user's first access key.

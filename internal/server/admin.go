@@ -213,6 +213,21 @@ func (r *Region) authorizeOwned(req *http.Request, action, resource, owner strin
 	return r.authz.Authorize(ctx, areq)
 }
 
+// adminOnly authorizes action, on "*", for a principal of the deployment's
+// admin account: the calls whose answer or effect spans every account
+// (what covers names it in the refusal). It answers the refusal itself.
+func (r *Region) adminOnly(w http.ResponseWriter, req *http.Request, action, what string) bool {
+	if p := callerOf(req.Context()); r.admin == "" || p.AccountID != r.admin {
+		writeJSONError(w, http.StatusForbidden, "AccessDenied", what+" covers every account: only the deployment's admin account (the account bulwark up made, or that of the first configured key) may")
+		return false
+	}
+	if err := r.authorize(req, action, "*", nil); err != nil {
+		writeDenied(w, err)
+		return false
+	}
+	return true
+}
+
 // globalConditionKeys are the aws: condition keys every request has.
 func globalConditionKeys(req *http.Request) map[string][]string {
 	now := time.Now().UTC()

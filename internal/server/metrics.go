@@ -26,15 +26,9 @@ const (
 func (r *Region) metricsRoutes() []adminRoute {
 	metrics := promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{})
 	return []adminRoute{{"GET " + metricsPath, checked, []string{actionGetMetrics}, func(w http.ResponseWriter, req *http.Request) {
-		if p := callerOf(req.Context()); r.admin == "" || p.AccountID != r.admin {
-			writeJSONError(w, http.StatusForbidden, "AccessDenied", "the metrics cover every account: only the deployment's admin account may read them")
-			return
+		if r.adminOnly(w, req, actionGetMetrics, "reading the metrics") {
+			metrics.ServeHTTP(w, req)
 		}
-		if err := r.authorize(req, actionGetMetrics, "*", nil); err != nil {
-			writeDenied(w, err)
-			return
-		}
-		metrics.ServeHTTP(w, req)
 	}}}
 }
 

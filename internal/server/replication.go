@@ -429,16 +429,13 @@ func (a *replicationAPI) ownJob(w http.ResponseWriter, req *http.Request) (*repl
 // bucket of this region its account owns, which looks each bucket up
 // once. A bucket that is gone is nobody's.
 func (a *replicationAPI) permitted(req *http.Request, action string) func(bucket string) bool {
-	owns := a.ownership(req.Context())
+	caller := callerOf(req.Context()).AccountID
 	allowed := map[string]bool{}
 	return func(bucket string) bool {
 		v, ok := allowed[bucket]
 		if !ok {
-			v = owns(bucket)
-			if v {
-				b, err := a.r.Store.Bucket(req.Context(), bucket)
-				v = err == nil && a.r.authorize(req, action, "arn:aws:s3:::"+bucket, b) == nil
-			}
+			b, err := a.r.Store.Bucket(req.Context(), bucket)
+			v = err == nil && b.Owner == caller && a.r.authorize(req, action, "arn:aws:s3:::"+bucket, b) == nil
 			allowed[bucket] = v
 		}
 		return v

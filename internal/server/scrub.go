@@ -72,19 +72,6 @@ func (r *Region) scrubRoutes() []adminRoute {
 	}
 }
 
-// adminOnly authorizes action for a principal of the admin account.
-func (r *Region) adminOnly(w http.ResponseWriter, req *http.Request, action, what string) bool {
-	if p := callerOf(req.Context()); r.admin == "" || p.AccountID != r.admin {
-		writeJSONError(w, http.StatusForbidden, "AccessDenied", what+" covers every account: only the deployment's admin account may")
-		return false
-	}
-	if err := r.authorize(req, action, "*", nil); err != nil {
-		writeDenied(w, err)
-		return false
-	}
-	return true
-}
-
 func (r *Region) startScrub(w http.ResponseWriter, req *http.Request) {
 	if !r.adminOnly(w, req, actionStartScrub, "a scrub") {
 		return
