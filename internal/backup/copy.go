@@ -296,6 +296,7 @@ func (s *Service) copyOnce(ctx context.Context, j *CopyJob) (vault.TransferStats
 		AccountID: j.DestAccount, ResourceARN: p.ResourceARN, ResourceType: p.ResourceType, IAMRoleARN: j.IAMRoleARN,
 		BackupJobID: p.BackupJobID, CreationDate: created, Lifecycle: j.Lifecycle, CalculatedLifecycle: calculate(j.Lifecycle, created),
 		Origin: "copy", CreatedBy: j.CreatedBy, SourceBackupVaultARN: p.VaultARN, SourceRecoveryPointARN: p.ARN,
+		ResourceMetadata: p.ResourceMetadata,
 	}}
 	var dst vault.Target
 	var done *RecoveryPoint

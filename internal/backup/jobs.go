@@ -141,6 +141,10 @@ type RecoveryPoint struct {
 	SourceRecoveryPointARN string `json:",omitempty"`
 	// PointID names the point in the vault's repository.
 	PointID string
+	// ResourceMetadata is what the provider recorded of the resource as
+	// it backed it up (BackupResult.Metadata): what a restore of the point
+	// needs to know of the source, kept with its copies.
+	ResourceMetadata map[string]string `json:",omitempty"`
 }
 
 // ID is the last part of the point's ARN.

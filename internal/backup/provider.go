@@ -87,6 +87,10 @@ type BackupResult struct {
 	// for good while the job ran): the point is recorded PARTIAL with it
 	// as its status message.
 	Partial string
+	// Metadata is what the provider records of the resource as it backed
+	// it up (an engine, a version): kept with the point and its copies as
+	// RecoveryPoint.ResourceMetadata, for RestoreMetadata and Restore.
+	Metadata map[string]string
 }
 
 // Registry holds the providers of a region, one per resource type, and

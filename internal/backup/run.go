@@ -183,6 +183,7 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 	if vv, err := s.cat.DescribeVault(ctx, j.AccountID, j.VaultName); err == nil {
 		rp.EncryptionKeyARN = vv.EncryptionKeyARN
 	}
+	rp.ResourceMetadata = result.Metadata
 	if result.Partial != "" {
 		rp.Status, rp.StatusMessage = PointPartial, result.Partial
 	}

@@ -1,0 +1,123 @@
+// Package rds backs up registered databases — PostgreSQL, MySQL/MariaDB
+// and SQLite — as resources of type RDS, one engine per database kind.
+// The provider finds a resource's engine in its registration when it
+// backs it up, and in the point's ResourceMetadata when it restores it:
+// a point stays restorable after its resource is deregistered.
+package rds
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/bulwark/bulwark/internal/backup"
+)
+
+// MetaEngine is the key of ResourceMetadata that names a point's engine.
+const MetaEngine = "Engine"
+
+// Engine backs up and restores the databases of one engine.
+type Engine interface {
+	// Validate checks a registration (backup.Validator).
+	Validate(ctx context.Context, reg *backup.Registered, password string) error
+	// Backup writes the database as of now into run's point; its result's
+	// Metadata is kept with the point (the provider adds MetaEngine).
+	Backup(ctx context.Context, reg *backup.Registered, password string, run *backup.BackupRun) (backup.BackupResult, error)
+	// RestoreMetadata, CheckRestore and Restore are the provider's, for
+	// points of this engine.
+	RestoreMetadata(p *backup.RecoveryPoint) map[string]string
+	CheckRestore(ctx context.Context, account string, p *backup.RecoveryPoint, md map[string]string) (string, error)
+	Restore(ctx context.Context, run *backup.RestoreRun) error
+}
+
+// Provider is the RDS resource provider.
+type Provider struct {
+	backup.RegisteredBase
+	engines map[string]Engine
+}
+
+// New returns the RDS provider of the region's registered databases, with
+// the engines given by name (backup.EnginePostgres, ...), and makes it the
+// validator of RDS registrations.
+func New(rs *backup.Resources, engines map[string]Engine) *Provider {
+	p := &Provider{RegisteredBase: backup.NewRegisteredBase(rs, backup.TypeRDS), engines: maps.Clone(engines)}
+	rs.SetValidator(backup.TypeRDS, p)
+	return p
+}
+
+func (p *Provider) engine(name string) (Engine, error) {
+	if name == backup.EngineMariaDB {
+		name = backup.EngineMySQL
+	}
+	e := p.engines[name]
+	if e == nil {
+		return nil, &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("Databases of engine %q are not backed up in this region.", name)}
+	}
+	return e, nil
+}
+
+// Validate checks a registration with its engine.
+func (p *Provider) Validate(ctx context.Context, reg *backup.Registered, password string) error {
+	e, err := p.engine(reg.Engine)
+	if err != nil {
+		return err
+	}
+	return e.Validate(ctx, reg, password)
+}
+
+func (p *Provider) Backup(ctx context.Context, run *backup.BackupRun) (backup.BackupResult, error) {
+	reg, err := p.Registration(ctx, run)
+	if err != nil {
+		return backup.BackupResult{}, err
+	}
+	e, err := p.engine(reg.Engine)
+	if err != nil {
+		return backup.BackupResult{}, err
+	}
+	password, err := p.Resources.Password(reg)
+	if err != nil {
+		return backup.BackupResult{}, err
+	}
+	res, err := e.Backup(ctx, reg, password, run)
+	if err != nil {
+		return res, err
+	}
+	if res.Metadata == nil {
+		res.Metadata = map[string]string{}
+	}
+	res.Metadata[MetaEngine] = reg.Engine
+	return res, nil
+}
+
+func (p *Provider) pointEngine(rp *backup.RecoveryPoint) (Engine, error) {
+	return p.engine(rp.ResourceMetadata[MetaEngine])
+}
+
+func (p *Provider) RestoreMetadata(rp *backup.RecoveryPoint) map[string]string {
+	e, err := p.pointEngine(rp)
+	if err != nil {
+		return map[string]string{}
+	}
+	md := e.RestoreMetadata(rp)
+	md[MetaEngine] = rp.ResourceMetadata[MetaEngine]
+	return md
+}
+
+func (p *Provider) CheckRestore(ctx context.Context, account string, rp *backup.RecoveryPoint, md map[string]string) (string, error) {
+	e, err := p.pointEngine(rp)
+	if err != nil {
+		return "", err
+	}
+	if v, ok := md[MetaEngine]; ok && v != rp.ResourceMetadata[MetaEngine] {
+		return "", &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("The recovery point is of engine %s, not %s.", rp.ResourceMetadata[MetaEngine], v)}
+	}
+	return e.CheckRestore(ctx, account, rp, md)
+}
+
+func (p *Provider) Restore(ctx context.Context, run *backup.RestoreRun) error {
+	e, err := p.pointEngine(run.Point)
+	if err != nil {
+		return err
+	}
+	return e.Restore(ctx, run)
+}
