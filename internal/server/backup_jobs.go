@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backup/rds"
 	"github.com/bulwark/bulwark/internal/iam"
 )
 
 // openBackupJobs starts the region's backup job service, whose vault
 // repositories live under DataDir/vaults, encrypted with the deployment
-// key. It backs up the region's buckets and the configuration's other
-// resource types.
+// key. It backs up the region's buckets, the databases and directories
+// registered with it (Resources), and the configuration's other resource
+// types.
 func (r *Region) openBackupJobs(ctx context.Context) error {
 	key := r.vaultKey
 	if key == nil {
@@ -24,7 +26,16 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		}
 	}
 	r.vaultKey = key
-	providers, err := backup.NewRegistry(append([]backup.Provider{backup.NewS3Provider(r.Store)}, r.cfg.BackupProviders...)...)
+	rs, err := backup.NewResources(r.Backup, key)
+	if err != nil {
+		return err
+	}
+	r.Resources = rs
+	builtin := []backup.Provider{
+		backup.NewS3Provider(r.Store),
+		rds.New(rs, map[string]rds.Engine{}),
+	}
+	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {
 		return err
 	}

@@ -152,6 +152,8 @@ type Region struct {
 	// Backup is the region's backup catalog: vaults, plans, selections.
 	Backup *backup.Catalog
 	Jobs   *backup.Service // backup and restore jobs, vault repositories
+	// Resources are the databases and directories registered for backup.
+	Resources *backup.Resources
 	// BackupScheduler runs the region's backup plans (set by Serve).
 	BackupScheduler *backup.Scheduler
 	// Scrub checks the stored data and repairs what rotted.
