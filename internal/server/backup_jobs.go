@@ -33,7 +33,9 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 	r.Resources = rs
 	builtin := []backup.Provider{
 		backup.NewS3Provider(r.Store),
-		rds.New(rs, map[string]rds.Engine{}),
+		rds.New(rs, map[string]rds.Engine{
+			backup.EnginePostgres: rds.NewPostgres(rds.PostgresConfig{Dir: filepath.Join(r.cfg.DataDir, "rds", "postgres"), Logger: r.log}),
+		}),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {

@@ -1,0 +1,198 @@
+package rds
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestCluster is a private PostgreSQL cluster a test makes with initdb, on
+// a free port of 127.0.0.1, run as the postgres OS user when the test runs
+// as root. Its directory's parents let that user in (0711); it is stopped
+// and removed at the end of the test.
+type TestCluster struct {
+	Base    string // a directory the server user can reach, for restores too
+	Data    string
+	Port    int
+	BinDir  string
+	t       testing.TB
+	user    *serverUser
+	stopped bool
+}
+
+// TestClusterOptions shape a test cluster.
+type TestClusterOptions struct {
+	// Password, when set, is the postgres user's, and TCP connections
+	// need it (scram-sha-256).
+	Password string
+	// Conf is added to postgresql.conf.
+	Conf string
+}
+
+// StartTestCluster makes and starts a cluster, or skips the test when
+// PostgreSQL's programs are missing (fails under CI=true).
+func StartTestCluster(t testing.TB, o TestClusterOptions) *TestCluster {
+	t.Helper()
+	RequireTool(t, "pg_basebackup")
+	initdb := RequireTool(t, "initdb")
+	RequireTool(t, "pg_ctl")
+	pg := NewPostgres(PostgresConfig{})
+	u, err := pg.serverUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp("", "bulwark-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	c := &TestCluster{Base: base, Data: filepath.Join(base, "data"), Port: FreePort(t), BinDir: filepath.Dir(resolve(initdb)), t: t, user: u}
+	t.Cleanup(func() {
+		c.Stop()
+		os.RemoveAll(base)
+	})
+	if err := os.Mkdir(c.Data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.chown(c.Data); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-D", c.Data, "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"}
+	if o.Password != "" {
+		pw := filepath.Join(base, "pw")
+		if err := os.WriteFile(pw, []byte(o.Password+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--pwfile="+pw, "--auth-local=trust", "--auth-host=scram-sha-256")
+	} else {
+		args = append(args, "-A", "trust")
+	}
+	c.run(initdb, args...)
+	conf := fmt.Sprintf("\nport = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nwal_level = replica\nmax_wal_senders = 10\nfsync = off\n%s\n",
+		c.Port, c.Data, o.Conf)
+	f, err := os.OpenFile(filepath.Join(c.Data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(conf); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c.run(filepath.Join(c.BinDir, "pg_ctl"), "start", "-D", c.Data, "-w", "-s", "-l", filepath.Join(c.Data, "server.log"))
+	return c
+}
+
+func resolve(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+func (c *TestCluster) run(prog string, args ...string) {
+	c.t.Helper()
+	cmd := c.user.command(context.Background(), c.Base, prog, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("%s %s: %v\n%s", filepath.Base(prog), strings.Join(args, " "), err, out)
+	}
+}
+
+// Stop stops the cluster at once (a crash, as far as it knows).
+func (c *TestCluster) Stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	StopServer(c.t, c.BinDir, c.Data)
+}
+
+// StopServer stops the server of a data directory, as the server user.
+func StopServer(t testing.TB, binDir, dataDir string) {
+	pg := NewPostgres(PostgresConfig{})
+	u, err := pg.serverUser()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	_ = u.command(context.Background(), filepath.Dir(dataDir), filepath.Join(binDir, "pg_ctl"), "stop", "-D", dataDir, "-m", "immediate", "-s").Run()
+}
+
+// Conn connects to the cluster as postgres over its socket.
+func (c *TestCluster) Conn(t testing.TB) *pgx.Conn {
+	return SocketConn(t, c.Data, c.Port, "postgres")
+}
+
+// SocketConn connects to a server over the socket in its data directory.
+func SocketConn(t testing.TB, dataDir string, port int, db string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", dataDir, port, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Exec runs SQL on the cluster.
+func (c *TestCluster) Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	if _, err := c.Conn(t).Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// FreePort is a TCP port of 127.0.0.1 free a moment ago.
+func FreePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// PortString is the cluster's port as a setting.
+func (c *TestCluster) PortString() string { return strconv.Itoa(c.Port) }
+
+// RunAsServerUser runs a program as the server user (pgbench, psql).
+func (c *TestCluster) RunAsServerUser(t testing.TB, prog string, args ...string) string {
+	t.Helper()
+	cmd := c.user.command(context.Background(), c.Base, prog, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// RequireTool is servertest.RequireTool, which this package's own tests
+// cannot import (servertest wires a region, and so this package): the
+// path of a program, or a skip, or under CI=true a failure.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required under CI=true but not on PATH", name)
+		}
+		t.Skipf("%s not on PATH; install it to run this test", name)
+	}
+	return p
+}
