@@ -220,21 +220,19 @@ func connectError(s pgSettings, database string, replication bool, err error) er
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return invalid("Cannot reach PostgreSQL at %s: %v.", s.addr(), dns)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return invalid("Cannot reach PostgreSQL at %s: %v.", s.addr(), op.Err)
+	}
 	var ne net.Error
-	if errors.As(err, &ne) || strings.Contains(err.Error(), "dial") {
-		return invalid("Cannot reach PostgreSQL at %s: %s.", s.addr(), rootCause(err))
+	if errors.As(err, &ne) {
+		return invalid("Cannot reach PostgreSQL at %s: %v.", s.addr(), ne)
 	}
-	return invalid("Cannot connect to PostgreSQL at %s: %s.", s.addr(), rootCause(err))
-}
-
-func rootCause(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
-	}
+	return invalid("Cannot connect to PostgreSQL at %s: %v.", s.addr(), err)
 }
 
 // Validate checks that the cluster answers with the registration's

@@ -286,10 +286,20 @@ func TestPostgresBadInput(t *testing.T) {
 	try("noreplication", plain, "plainpw", "neither REPLICATION nor SUPERUSER")
 
 	// pg_basebackup missing from PATH.
-	empty := t.TempDir()
-	t.Setenv("PATH", empty)
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", t.TempDir())
 	try("notool", set(c.PortString()), "s3cret:pw", "pg_basebackup is not installed")
-	t.Setenv("PATH", os.Getenv("PATH"))
+	t.Setenv("PATH", path)
+
+	// A cluster that goes away after its registration: the job fails,
+	// saying why.
+	reg := register(t, r, c, "goes", "s3cret:pw")
+	c.Stop()
+	j := startBackup(t, backupClient(r, servertest.AccessKey, servertest.SecretKey), reg.ARN)
+	if j.State != types.BackupJobStateFailed || !strings.Contains(aws.ToString(j.StatusMessage), "Cannot reach PostgreSQL") {
+		t.Fatalf("backup of a stopped cluster: %s %s", j.State, aws.ToString(j.StatusMessage))
+	}
+	t.Logf("backup of a stopped cluster: %s", aws.ToString(j.StatusMessage))
 }
 
 // TestPostgresPassword backs up a cluster that needs a password and
