@@ -106,6 +106,11 @@ type streamState struct {
 // continuously.
 type ContinuousProvider interface {
 	Provider
+	// Streams reports whether res can be backed up continuously. A plan
+	// rule with EnableContinuousBackup takes snapshots of a resource that
+	// cannot, as AWS Backup does for resource types without continuous
+	// backup.
+	Streams(ctx context.Context, res *Resource) bool
 	// Stream appends the resource's changes to run until ctx ends, and
 	// then returns ctx's error. Any other error is logged and Stream is
 	// called again after a pause, with run.Cursor at the last piece it
@@ -758,4 +763,11 @@ func (s *Service) deletePieces(ctx context.Context, rp *RecoveryPoint) {
 // sortPieces orders pieces by sequence.
 func sortPieces(ps []*Piece) {
 	sort.Slice(ps, func(i, k int) bool { return ps[i].Seq < ps[k].Seq })
+}
+
+// canStream reports whether the resource arn names can be backed up
+// continuously by its provider.
+func (s *Service) canStream(ctx context.Context, p ContinuousProvider, account, arn string) bool {
+	res, err := p.Describe(ctx, account, arn)
+	return err == nil && p.Streams(ctx, res)
 }

@@ -480,7 +480,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
 		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags,
 	}
-	if _, ok := p.(ContinuousProvider); ok && in.Continuous {
+	if cp, ok := p.(ContinuousProvider); ok && in.Continuous && s.canStream(ctx, cp, account, in.ResourceARN) {
 		cp, err := s.continuousPoint(ctx, j, in.CopyActions)
 		if err != nil {
 			return nil, err

@@ -182,6 +182,9 @@ func (p *S3Provider) logChange(ctx context.Context, bucket string, c objectstore
 	return put(e, body)
 }
 
+// Streams is true: every bucket can be backed up continuously.
+func (p *S3Provider) Streams(context.Context, *Resource) bool { return true }
+
 // EndStream drops the stream's hold on the change feed.
 func (p *S3Provider) EndStream(ctx context.Context, rp *RecoveryPoint) error {
 	return p.store.ReleaseFeed(ctx, feedHold(rp))
