@@ -97,6 +97,9 @@ type streamState struct {
 	// is open (Until moves on) unless Broken.
 	Windows []Window `json:",omitempty"`
 	Broken  bool     `json:",omitempty"`
+	// Retained is the earliest instant the retention keeps restorable
+	// (the lifecycle's DeleteAfterDays before the last expiry pass).
+	Retained time.Time `json:",omitempty"`
 	// Destinations are the vaults the point's pieces are copied to, as
 	// vault ARNs, with their lifecycles.
 	Destinations []CopyAction `json:",omitempty"`
@@ -155,7 +158,16 @@ func (r *StreamRun) Append(ctx context.Context, to time.Time, cursor []byte, fil
 	defer r.mu.Unlock()
 	seq := r.last.NextSeq
 	id := pieceID(r.Point.PointID, seq)
-	w, err := r.v.Begin(ctx, id, map[string]string{"resource": r.Point.ResourceARN, "continuous": r.Point.PointID})
+	labels := map[string]string{"resource": r.Point.ResourceARN, "continuous": r.Point.PointID}
+	w, err := r.v.Begin(ctx, id, labels)
+	if errors.Is(err, vault.ErrExists) {
+		// Committed by a run that died before recording it: the cursor
+		// did not move, so its changes come again.
+		if err := r.v.Delete(ctx, id); err != nil {
+			return err
+		}
+		w, err = r.v.Begin(ctx, id, labels)
+	}
 	if err != nil {
 		return err
 	}
@@ -282,8 +294,29 @@ func loadStream(tx meta.Tx, rp *RecoveryPoint) (*streamState, error) {
 // IsContinuous reports whether a point is a continuous one.
 func (p *RecoveryPoint) IsContinuous() bool { return strings.HasPrefix(p.PointID, ContinuousPrefix) }
 
-// Pieces returns a continuous point's pieces, in order, and its windows.
+// Pieces returns a continuous point's pieces, in order, and the windows
+// its log covers, cut at what the retention keeps.
 func (s *Service) Pieces(ctx context.Context, rp *RecoveryPoint) ([]*Piece, []Window, error) {
+	pieces, st, err := s.pieces(ctx, rp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pieces, retained(st), nil
+}
+
+// retained is a stream's windows from what its retention keeps on.
+func retained(st *streamState) []Window {
+	var out []Window
+	for _, w := range st.Windows {
+		if w.Until.Before(st.Retained) {
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func (s *Service) pieces(ctx context.Context, rp *RecoveryPoint) ([]*Piece, *streamState, error) {
 	var out []*Piece
 	var st *streamState
 	err := s.cat.view(ctx, func(tx meta.Tx) error {
@@ -303,31 +336,37 @@ func (s *Service) Pieces(ctx context.Context, rp *RecoveryPoint) ([]*Piece, []Wi
 	if err != nil {
 		return nil, nil, err
 	}
-	return out, st.Windows, nil
+	return out, st, nil
 }
 
 // RestorableWindows are the stretches of time a continuous point can be
 // restored to: each window of its log from its first base on.
 func (s *Service) RestorableWindows(ctx context.Context, rp *RecoveryPoint) ([]Window, error) {
-	pieces, windows, err := s.Pieces(ctx, rp)
+	pieces, st, err := s.pieces(ctx, rp)
 	if err != nil {
 		return nil, err
 	}
-	return restorableWindows(pieces, windows), nil
+	return restorableWindows(pieces, st), nil
 }
 
-func restorableWindows(pieces []*Piece, windows []Window) []Window {
+// restorableWindows are the stretches of the log's windows from their
+// first base on, and from what the retention keeps on.
+func restorableWindows(pieces []*Piece, st *streamState) []Window {
 	var out []Window
-	for _, w := range windows {
+	for _, w := range st.Windows {
 		var first time.Time
 		for _, p := range pieces {
 			if p.Kind == PieceBase && !p.To.Before(w.Since) && !p.To.After(w.Until) && (first.IsZero() || p.To.Before(first)) {
 				first = p.To
 			}
 		}
-		if !first.IsZero() {
-			out = append(out, Window{Since: first, Until: w.Until})
+		if first.IsZero() || w.Until.Before(st.Retained) {
+			continue
 		}
+		if first.Before(st.Retained) {
+			first = st.Retained
+		}
+		out = append(out, Window{Since: first, Until: w.Until})
 	}
 	return out
 }
@@ -335,7 +374,8 @@ func restorableWindows(pieces []*Piece, windows []Window) []Window {
 // piecesFor returns the pieces a restore to t reads: the newest base at or
 // before t in the window holding t, then the log pieces from the base's
 // start up to the one that reaches t.
-func piecesFor(pieces []*Piece, windows []Window, t time.Time) ([]*Piece, error) {
+func piecesFor(pieces []*Piece, st *streamState, t time.Time) ([]*Piece, error) {
+	windows := st.Windows
 	var win *Window
 	for i, w := range windows {
 		if !t.Before(w.Since) && !t.After(w.Until) {
@@ -387,16 +427,19 @@ func (s *Service) restoreTime(ctx context.Context, rp *RecoveryPoint, md map[str
 	if err != nil {
 		return time.Time{}, nil, err
 	}
-	if len(ws) == 0 {
-		return time.Time{}, nil, errorf(ErrInvalidRequest, "Continuous recovery point %s has no restorable window yet: its first base backup has not completed.", rp.ARN)
-	}
 	v, ok := md[MetaRestoreTime]
 	if !ok || v == "" {
+		if len(ws) == 0 {
+			return time.Time{}, nil, errorf(ErrInvalidRequest, "Continuous recovery point %s has no restorable window: no base backup completed within its log and its retention.", rp.ARN)
+		}
 		return ws[len(ws)-1].Until, ws, nil
 	}
 	t, err := ParseRestoreTime(v)
 	if err != nil {
 		return time.Time{}, nil, err
+	}
+	if len(ws) == 0 {
+		return time.Time{}, nil, errorf(ErrInvalidParameter, "RestoreTime %s is outside the restorable window of %s, which has none: no base backup completed within its log and its retention.", t.Format(time.RFC3339Nano), rp.ARN)
 	}
 	for _, w := range ws {
 		if !t.Before(w.Since) && !t.After(w.Until) {
@@ -661,7 +704,17 @@ func (s *Service) prunePieces(ctx context.Context, rp *RecoveryPoint, now time.T
 		return nil
 	}
 	cutoff := now.AddDate(0, 0, -int(*rp.Lifecycle.DeleteAfterDays))
-	pieces, _, err := s.Pieces(ctx, rp)
+	if err := s.cat.update(ctx, func(tx meta.Tx) error {
+		st, err := loadStream(tx, rp)
+		if err != nil || !st.Retained.Before(cutoff) {
+			return err
+		}
+		st.Retained = cutoff
+		return putJSON(tx, spaceStreams, streamKey(rp), st)
+	}); err != nil {
+		return err
+	}
+	pieces, _, err := s.pieces(ctx, rp)
 	if err != nil {
 		return err
 	}
@@ -699,9 +752,6 @@ func (s *Service) prunePieces(ctx context.Context, rp *RecoveryPoint, now time.T
 		}
 		for len(st.Windows) > 1 && st.Windows[0].Until.Before(anchor.To) {
 			st.Windows = st.Windows[1:]
-		}
-		if len(st.Windows) > 0 && st.Windows[0].Since.Before(anchor.From) {
-			st.Windows[0].Since = anchor.From
 		}
 		return putJSON(tx, spaceStreams, streamKey(rp), st)
 	})

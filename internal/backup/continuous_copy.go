@@ -252,10 +252,11 @@ func (s *Service) syncContinuous(ctx context.Context, rp *RecoveryPoint, destARN
 	if !ok {
 		return total, errorf(ErrInvalidParameter, "Invalid destination vault ARN %s.", destARN)
 	}
-	pieces, windows, err := s.Pieces(ctx, rp)
+	pieces, st, err := s.pieces(ctx, rp)
 	if err != nil {
 		return total, err
 	}
+	windows := st.Windows
 	sortPieces(pieces)
 	src, err := s.vault(ctx, rp.AccountID, rp.VaultName)
 	if err != nil {

@@ -292,12 +292,12 @@ func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, r
 		if err != nil {
 			return err
 		}
-		pieces, windows, err := s.Pieces(ctx, rp)
+		pieces, st, err := s.pieces(ctx, rp)
 		if err != nil {
 			return err
 		}
 		sortPieces(pieces)
-		chosen, err := piecesFor(pieces, windows, t)
+		chosen, err := piecesFor(pieces, st, t)
 		if err != nil {
 			return errJob("Cannot restore %s to %s: %v.", rp.ARN, t.Format(time.RFC3339Nano), err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
@@ -187,4 +188,135 @@ func backupSDK(r *servertest.Region) *awsbackup.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider(servertest.AccessKey, servertest.SecretKey, ""),
 		BaseEndpoint: aws.String(r.URL()),
 	})
+}
+
+// TestContinuousBucketResumesAfterRestart stops the region while a
+// bucket is backed up continuously and starts it again on the same data:
+// the stream resumes at its cursor, the window goes on without a gap, and
+// a restore to an instant after the restart has the objects written
+// before and after it.
+func TestContinuousBucketResumesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	day0 := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	var clock atomic.Int64
+	clock.Store(day0.Add(30 * time.Minute).UnixNano())
+	opts := servertest.Options{Dir: dir, Configure: func(c *server.Config) {
+		c.BackupClock = func() time.Time { return time.Unix(0, clock.Load()) }
+		c.BackupSchedulerInterval = 50 * time.Millisecond
+	}}
+	const plan = `{"BackupPlanName":"pitr","Rules":[{"RuleName":"pitr","TargetBackupVaultName":"Default","ScheduleExpression":"cron(0 2 * * ? *)","EnableContinuousBackup":true,"Lifecycle":{"DeleteAfterDays":35}}]}`
+	want := map[string]string{}
+	var pointARN string
+	t.Run("before", func(t *testing.T) {
+		r := servertest.Start(t, opts)
+		c := r.Client(t)
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("journal"),
+			CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraintUsWest2}})
+		mustDo(t, err)
+		_, err = c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String("journal"),
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+		mustDo(t, err)
+		cli := servertest.AWSCLI(t, r)
+		planID := cli.Run("backup", "create-backup-plan", "--backup-plan", plan)["BackupPlanId"].(string)
+		cli.Run("backup", "create-backup-selection", "--backup-plan-id", planID, "--backup-selection",
+			`{"SelectionName":"journal","IamRoleArn":"arn:aws:iam::111122223333:role/backup","Resources":["arn:aws:s3:::journal"]}`)
+		clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano())
+		bc := backupSDK(r)
+		waitFor(t, "the base", func() bool {
+			out, err := bc.ListBackupJobs(ctx, &awsbackup.ListBackupJobsInput{})
+			mustDo(t, err)
+			if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == btypes.BackupJobStateCompleted {
+				pointARN = aws.ToString(out.BackupJobs[0].RecoveryPointArn)
+			}
+			return pointARN != ""
+		})
+		for i := range 5 {
+			k, v := fmt.Sprintf("before/%d", i), fmt.Sprintf("entry %d", i)
+			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("journal"), Key: aws.String(k), Body: strings.NewReader(v)})
+			mustDo(t, err)
+			want[k] = v
+		}
+		written := time.Now()
+		waitWindow(t, r, pointARN, written)
+	})
+	r := servertest.Start(t, opts)
+	c := r.Client(t)
+	for i := range 5 {
+		k, v := fmt.Sprintf("after/%d", i), fmt.Sprintf("entry %d", i)
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("journal"), Key: aws.String(k), Body: strings.NewReader(v)})
+		mustDo(t, err)
+		want[k] = v
+	}
+	T := time.Now().UTC()
+	ws := waitWindow(t, r, pointARN, T)
+	if len(ws) != 1 {
+		t.Fatalf("restorable windows after the restart: %v, want one", ws)
+	}
+	bc := backupSDK(r)
+	start, err := bc.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: aws.String(pointARN),
+		IamRoleArn: aws.String("arn:aws:iam::111122223333:role/backup"),
+		Metadata:   map[string]string{"RestoreTime": T.Format(time.RFC3339Nano), "DestinationBucketName": "journal-restored", "NewBucket": "true"}})
+	mustDo(t, err)
+	waitFor(t, "the restore", func() bool {
+		j, err := bc.DescribeRestoreJob(ctx, &awsbackup.DescribeRestoreJobInput{RestoreJobId: start.RestoreJobId})
+		mustDo(t, err)
+		if j.Status == btypes.RestoreJobStatusFailed {
+			t.Fatalf("restore: %s", aws.ToString(j.StatusMessage))
+		}
+		return j.Status == btypes.RestoreJobStatusCompleted
+	})
+	got := map[string]string{}
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("journal-restored")})
+	mustDo(t, err)
+	for _, o := range list.Contents {
+		g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("journal-restored"), Key: o.Key})
+		mustDo(t, err)
+		b, _ := io.ReadAll(g.Body)
+		g.Body.Close()
+		got[aws.ToString(o.Key)] = string(b)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("restored after the restart:\n%v\nwant\n%v", got, want)
+	}
+
+	// 36 days on, the 35-day retention has cut the window: T is no
+	// longer restorable.
+	clock.Store(day0.Add(36 * 24 * time.Hour).UnixNano())
+	cutoff := day0.Add(24 * time.Hour)
+	waitFor(t, "the retention to cut the window", func() bool {
+		rp, err := r.Jobs.DescribeRecoveryPoint(ctx, servertest.AccountID, "Default", pointARN)
+		mustDo(t, err)
+		ws, err := r.Jobs.RestorableWindows(ctx, rp)
+		mustDo(t, err)
+		return len(ws) == 0 || !ws[0].Since.Before(cutoff)
+	})
+	_, err = bc.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: aws.String(pointARN),
+		IamRoleArn: aws.String("arn:aws:iam::111122223333:role/backup"),
+		Metadata:   map[string]string{"RestoreTime": T.Format(time.RFC3339Nano), "DestinationBucketName": "journal-too-late", "NewBucket": "true"}})
+	if code, _ := servertest.APICode(err); code != "InvalidParameterValueException" {
+		t.Fatalf("restore to an instant past the retention: %v", err)
+	}
+
+	// Deleting the point stops the stream and drops its pieces.
+	_, err = bc.DeleteRecoveryPoint(ctx, &awsbackup.DeleteRecoveryPointInput{BackupVaultName: aws.String("Default"), RecoveryPointArn: aws.String(pointARN)})
+	mustDo(t, err)
+	if _, err := r.Jobs.DescribeRecoveryPoint(ctx, servertest.AccountID, "Default", pointARN); err == nil {
+		t.Fatal("the continuous point is still there after its deletion")
+	}
+}
+
+// waitWindow waits until the continuous point's newest window reaches at,
+// and returns the windows.
+func waitWindow(t *testing.T, r *servertest.Region, pointARN string, at time.Time) []backup.Window {
+	t.Helper()
+	var ws []backup.Window
+	waitFor(t, "the window to reach "+at.String(), func() bool {
+		rp, err := r.Jobs.DescribeRecoveryPoint(context.Background(), servertest.AccountID, "Default", pointARN)
+		mustDo(t, err)
+		ws, err = r.Jobs.RestorableWindows(context.Background(), rp)
+		mustDo(t, err)
+		return len(ws) > 0 && !ws[len(ws)-1].Until.Before(at)
+	})
+	return ws
 }
