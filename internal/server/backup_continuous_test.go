@@ -158,6 +158,14 @@ func TestBucketPointInTimeRestore(t *testing.T) {
 		t.Fatalf("restore before the window: %v", err)
 	}
 
+	// The region says how far behind its continuous backup is.
+	resp := west.Metrics(t)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `bulwark_backup_continuous_lag_seconds{account="111122223333",resource="arn:aws:s3:::ledger",vault="Default"}`) {
+		t.Fatalf("no continuous lag in the metrics")
+	}
+
 	restoreAt(bc, pointARN, "ledger-at-t")
 	if got := bucketState(c, "ledger-at-t"); !maps.Equal(got, atT) {
 		t.Fatalf("restored to T in us-west-2:\n%v\nwant\n%v", got, atT)
