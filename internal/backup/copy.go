@@ -82,6 +82,9 @@ type CopyIn struct {
 	// Point is the destination's record of the copy; the destination fills
 	// in its ARN, vault, status and sizes.
 	Point RecoveryPoint
+	// Continuous, when set, carries a piece of the continuous point
+	// PointID names, or its windows (continuous_copy.go).
+	Continuous *ContinuousIn `json:",omitempty"`
 }
 
 // Remote opens copies into vaults of other regions (the server carries
@@ -180,6 +183,10 @@ func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJo
 		}
 	}
 	id := newUUID()
+	if p.IsContinuous() {
+		// A continuous point's copy is one point that follows it.
+		id = p.PointID
+	}
 	j = &CopyJob{
 		AccountID: account, CopyJobID: strings.ToUpper(newUUID()),
 		SourceBackupVaultName: p.VaultName, SourceBackupVaultARN: p.VaultARN, SourceRecoveryPointARN: p.ARN,
@@ -290,6 +297,9 @@ func (s *Service) copyOnce(ctx context.Context, j *CopyJob) (vault.TransferStats
 	if err != nil {
 		return st, err
 	}
+	if p.IsContinuous() {
+		return s.copyContinuous(ctx, j, p)
+	}
 	defer s.jobRunning(kindCopy)()
 	created := p.CreationDate
 	in := CopyIn{AccountID: j.DestAccount, VaultName: j.DestVault, PointID: j.DestPointID, Point: RecoveryPoint{
@@ -325,7 +335,7 @@ func (s *Service) BeginCopyIn(ctx context.Context, in CopyIn) (vault.Target, *Re
 	if err != nil {
 		return nil, nil, err
 	}
-	if in.PointID == "" || strings.ContainsAny(in.PointID, "/:") {
+	if in.Continuous == nil && (in.PointID == "" || strings.ContainsAny(in.PointID, "/:")) {
 		return nil, nil, errorf(ErrInvalidParameter, "Invalid recovery point ID %q.", in.PointID)
 	}
 	if err := validateLifecycle(in.Point.Lifecycle, "the copy"); err != nil {
@@ -339,6 +349,9 @@ func (s *Service) BeginCopyIn(ctx context.Context, in CopyIn) (vault.Target, *Re
 		return nil, nil, err
 	}
 	release()
+	if in.Continuous != nil {
+		return s.beginPieceIn(ctx, in, vr)
+	}
 	var existing *RecoveryPoint
 	err = s.cat.view(ctx, func(tx meta.Tx) error {
 		rp := &RecoveryPoint{}

@@ -91,6 +91,9 @@ type BackupJob struct {
 	// PercentDone.
 	ExpectedObjects int64 `json:",omitempty"`
 	ExpectedBytes   int64 `json:",omitempty"`
+	// Continuous is set for a base of a continuous point, whose ARN is
+	// RecoveryPointARN.
+	Continuous bool `json:",omitempty"`
 }
 
 // CreatedBy names the backup plan rule that made a job or recovery point.
@@ -246,6 +249,7 @@ type Service struct {
 	remote        Remote
 	remoteRegions map[string]bool
 	copyRetryMax  time.Duration
+	streams       streams
 	// dirty lists the vault repositories with garbage for Collect (guarded
 	// by mu): account/name → {account, name}.
 	dirty map[string][2]string
@@ -262,6 +266,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	}
 	s := &Service{cat: cfg.Catalog, providers: cfg.Providers, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
 	s.space = cfg.Space
+	s.streams = streams{running: map[string]context.CancelFunc{}, syncing: map[string]*syncState{}, synced: map[string]uint64{}, sending: map[string]*sync.Mutex{}}
 	if s.space == nil {
 		s.space = admitAll{}
 	}
@@ -284,6 +289,10 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	if err := s.resumeCopies(ctx); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	if err := s.resumeStreams(ctx); err != nil {
 		s.cancel()
 		return nil, err
 	}
@@ -413,6 +422,9 @@ type StartBackupJobInput struct {
 	CreatedBy         *CreatedBy
 	CopyActions       []CopyAction
 	RecoveryPointTags map[string]string
+	// Continuous asks for a base of the resource's continuous point
+	// (a rule's EnableContinuousBackup), when its provider streams.
+	Continuous bool
 }
 
 // StartBackupJob records a backup job and starts it. A call with the
@@ -467,6 +479,14 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		ResourceARN: in.ResourceARN, ResourceType: p.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
 		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
 		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags,
+	}
+	if cp, ok := p.(ContinuousProvider); ok && in.Continuous && s.canStream(ctx, cp, account, in.ResourceARN) {
+		cp, err := s.continuousPoint(ctx, j, in.CopyActions)
+		if err != nil {
+			return nil, err
+		}
+		j.Continuous, j.RecoveryPointARN, id = true, cp.ARN, cp.PointID
+		s.ensureStream(cp)
 	}
 	if err := s.saveJob(ctx, j); err != nil {
 		return nil, err
@@ -781,6 +801,11 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	}
 	if in.ResourceType != "" && in.ResourceType != prov.Type() {
 		return nil, errorf(ErrInvalidParameter, "Recovery point %s is of resource type %s, not %s.", p.ARN, prov.Type(), in.ResourceType)
+	}
+	if p.IsContinuous() {
+		if _, _, err := s.restoreTime(ctx, p, in.Metadata); err != nil {
+			return nil, err
+		}
 	}
 	target, err := prov.CheckRestore(ctx, account, p, in.Metadata)
 	if err != nil {

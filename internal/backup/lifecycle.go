@@ -76,6 +76,10 @@ func (s *Service) deletePoint(ctx context.Context, rp *RecoveryPoint, allow func
 		return false, err
 	}
 	s.markDirty(rp.AccountID, deleted.tier())
+	if deleted.IsContinuous() {
+		s.deletePieces(ctx, deleted)
+		return true, nil
+	}
 	v, err := s.pointVault(ctx, deleted)
 	if err == nil {
 		err = v.Delete(ctx, rp.PointID)
@@ -118,11 +122,20 @@ func due(rp *RecoveryPoint, now time.Time) bool {
 // has ended, and AWS Backup's lifecycle deletes points of locked vaults
 // too.
 func (s *Service) ExpirePoints(ctx context.Context, now time.Time) (int, error) {
-	expired, err := s.pointsWhere(ctx, func(rp *RecoveryPoint) bool { return due(rp, now) })
+	var errs []error
+	continuous, err := s.pointsWhere(ctx, func(rp *RecoveryPoint) bool { return rp.IsContinuous() })
 	if err != nil {
 		return 0, err
 	}
-	var errs []error
+	for _, rp := range continuous {
+		if err := s.prunePieces(ctx, rp, now); err != nil {
+			errs = append(errs, fmt.Errorf("expire pieces of %s: %w", rp.ARN, err))
+		}
+	}
+	expired, err := s.pointsWhere(ctx, func(rp *RecoveryPoint) bool { return !rp.IsContinuous() && due(rp, now) })
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, rp := range expired {
 		// A lifecycle lengthened since the scan keeps its point.

@@ -112,6 +112,11 @@ var (
 		"Logical size of the vault's newest recovery point: the sum of its objects' sizes.", []string{"account", "vault"}, nil)
 	descNew = prometheus.NewDesc("bulwark_backup_vault_last_new_bytes",
 		"Bytes the vault's newest recovery point added to the vault's storage.", []string{"account", "vault"}, nil)
+	descLag = prometheus.NewDesc("bulwark_backup_continuous_lag_seconds",
+		"Time since the last instant a continuous recovery point can be restored to: the changes a loss of the resource now would cost (its RPO).",
+		[]string{"account", "vault", "resource"}, nil)
+	descSince = prometheus.NewDesc("bulwark_backup_continuous_window_start_timestamp_seconds",
+		"Earliest instant a continuous recovery point can be restored to.", []string{"account", "vault", "resource"}, nil)
 )
 
 // vaultCollector reads the catalog on each scrape: one pass over the
@@ -126,6 +131,8 @@ func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDedup
 	ch <- descLogical
 	ch <- descNew
+	ch <- descLag
+	ch <- descSince
 }
 
 // vaultStat is what the collector gathers of one vault.
@@ -133,6 +140,13 @@ type vaultStat struct {
 	account, vault string
 	warm, cold     int
 	newest         *RecoveryPoint
+	continuous     []continuousStat
+}
+
+// continuousStat is the window of a continuous point.
+type continuousStat struct {
+	resource     string
+	since, until time.Time
 }
 
 func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
@@ -150,6 +164,10 @@ func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDedup, prometheus.GaugeValue, dedupRatio(p.BackupSizeInBytes, p.BytesNew), st.account, st.vault)
 			ch <- prometheus.MustNewConstMetric(descLogical, prometheus.GaugeValue, float64(p.BackupSizeInBytes), st.account, st.vault)
 			ch <- prometheus.MustNewConstMetric(descNew, prometheus.GaugeValue, float64(p.BytesNew), st.account, st.vault)
+		}
+		for _, c := range st.continuous {
+			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, max(time.Since(c.until).Seconds(), 0), st.account, st.vault, c.resource)
+			ch <- prometheus.MustNewConstMetric(descSince, prometheus.GaugeValue, float64(c.since.UnixNano())/1e9, st.account, st.vault, c.resource)
 		}
 	}
 }
@@ -203,6 +221,26 @@ func (c *vaultCollector) gather() ([]*vaultStat, error) {
 			}
 			if st.newest == nil || p.CreationDate.After(st.newest.CreationDate) {
 				st.newest = p
+			}
+			if p.IsContinuous() {
+				ss, err := loadStream(tx, p)
+				if err != nil {
+					return err
+				}
+				var pieces []*Piece
+				if err := scan(tx, spacePieces, key(p.AccountID, p.VaultName, p.PointID), func(_, v []byte) error {
+					pc := &Piece{}
+					if err := json.Unmarshal(v, pc); err != nil {
+						return err
+					}
+					pieces = append(pieces, pc)
+					return nil
+				}); err != nil {
+					return err
+				}
+				if ws := restorableWindows(pieces, ss); len(ws) > 0 {
+					st.continuous = append(st.continuous, continuousStat{resource: p.ResourceARN, since: ws[0].Since, until: ws[len(ws)-1].Until})
+				}
 			}
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type BackupRun struct {
 	// At is the instant the point shows the resource at: the end of the
 	// millisecond the job started in.
 	At time.Time
+	// Continuous is set when the point is a base of a continuous point,
+	// whose stream (ContinuousProvider.Stream) is running already.
+	Continuous bool
 
 	s        *Service
 	j        *BackupJob
@@ -126,6 +130,11 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 	// carry nanoseconds. The point is the resource at the end of at's
 	// millisecond, so that a write acknowledged just before the job
 	// started, in the same millisecond, is in it.
+	if j.Continuous {
+		// A base meets its log, whose instants are the source's own: the
+		// wall clock's, not the catalog's (which tests move).
+		at = time.Now().UTC()
+	}
 	at = at.Truncate(time.Millisecond).Add(time.Millisecond - time.Nanosecond)
 	// Checked again as the job runs: the resource may have been deleted,
 	// or deleted and made again by another account, since it was asked for.
@@ -148,6 +157,11 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 	if err != nil {
 		return nil, err
 	}
+	contID := ""
+	if j.Continuous {
+		// A base is a piece of the continuous point pointID names.
+		contID, pointID = pointID, strings.TrimPrefix(pointID, ContinuousPrefix)+".base-"+strings.ToLower(j.JobID)
+	}
 	w, err := v.Begin(ctx, pointID, map[string]string{"resource": j.ResourceARN})
 	if err != nil {
 		return nil, err
@@ -158,7 +172,7 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 			_ = w.Abort(context.WithoutCancel(ctx))
 		}
 	}()
-	run := &BackupRun{Resource: res, At: at, s: s, j: j, w: w, prev: prev, lastSave: time.Now()}
+	run := &BackupRun{Resource: res, At: at, Continuous: j.Continuous, s: s, j: j, w: w, prev: prev, lastSave: time.Now()}
 	result, err := p.Backup(ctx, run)
 	if err != nil {
 		return nil, err
@@ -168,6 +182,9 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 		return nil, err
 	}
 	committed = true
+	if j.Continuous {
+		return s.addBase(ctx, &RecoveryPoint{AccountID: j.AccountID, VaultName: j.VaultName, PointID: contID, ARN: j.RecoveryPointARN}, j, pt, result, at)
+	}
 	done := s.cat.clock()
 	rp := &RecoveryPoint{
 		AccountID: j.AccountID, ARN: j.RecoveryPointARN, VaultName: j.VaultName, VaultARN: j.VaultARN,
@@ -206,6 +223,11 @@ type RestoreRun struct {
 	Account  string
 	Point    *RecoveryPoint
 	Metadata map[string]string
+	// RestoreTime is the instant a continuous point is restored to; zero
+	// for a snapshot point.
+	RestoreTime time.Time
+
+	pieces []*RestorePiece
 
 	s        *Service
 	v        *vault.Vault
@@ -265,6 +287,25 @@ func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, r
 		return fmt.Errorf("open vault %s: %w", rp.VaultName, err)
 	}
 	run := &RestoreRun{Account: j.AccountID, Point: rp, Metadata: j.Metadata, s: s, v: v, j: j, lastSave: time.Now()}
+	if rp.IsContinuous() {
+		t, _, err := s.restoreTime(ctx, rp, j.Metadata)
+		if err != nil {
+			return err
+		}
+		pieces, st, err := s.pieces(ctx, rp)
+		if err != nil {
+			return err
+		}
+		sortPieces(pieces)
+		chosen, err := piecesFor(pieces, st, t)
+		if err != nil {
+			return errJob("Cannot restore %s to %s: %v.", rp.ARN, t.Format(time.RFC3339Nano), err)
+		}
+		run.RestoreTime = t
+		for _, p := range chosen {
+			run.pieces = append(run.pieces, &RestorePiece{Piece: *p, run: run})
+		}
+	}
 	defer s.jobRunning(kindRestore)()
 	err = p.Restore(ctx, run)
 	run.mu.Lock() // the provider's goroutines are done; this orders their counts before the caller's read

@@ -344,7 +344,13 @@ func (p *S3Provider) Restore(ctx context.Context, run *RestoreRun) error {
 			return nil
 		})
 	}
-	err = run.Entries(gctx, func(e vault.Entry, ref vault.ObjectRef) error {
+	entries := run.Entries
+	if run.Point.IsContinuous() {
+		entries = func(ctx context.Context, fn func(vault.Entry, vault.ObjectRef) error) error {
+			return p.stateAt(ctx, run, fn)
+		}
+	}
+	err = entries(gctx, func(e vault.Entry, ref vault.ObjectRef) error {
 		if !plan.selects(e.Key) {
 			return nil
 		}

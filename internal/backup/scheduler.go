@@ -436,6 +436,7 @@ func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r 
 			CreatedBy: &CreatedBy{BackupPlanId: pv.BackupPlanID, BackupPlanArn: pv.BackupPlanARN,
 				BackupPlanVersion: pv.VersionID, BackupRuleId: r.RuleID},
 			CopyActions: r.CopyActions, RecoveryPointTags: r.RecoveryPointTags,
+			Continuous: r.EnableContinuousBackup != nil && *r.EnableContinuousBackup,
 		}
 		sr := ScheduledRun{BackupPlanID: pv.BackupPlanID, RuleID: r.RuleID, RuleName: r.RuleName, ScheduledAt: due.UTC(), CompleteBy: completeBy.UTC(), ResourceARN: res.ARN}
 		var j *BackupJob

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/meta"
 )
@@ -44,9 +45,12 @@ func (s *Store) Changes(ctx context.Context, after uint64, limit int) ([]Change,
 }
 
 // TrimChanges deletes change records up to and including seq, once every
-// consumer has passed them.
+// consumer has passed them; a hold (HoldFeed) keeps the records above it.
 func (s *Store) TrimChanges(ctx context.Context, seq uint64) error {
 	return s.meta.Update(ctx, func(tx meta.Tx) error {
+		if held, ok := heldFrom(tx); ok && held < seq {
+			seq = held
+		}
 		it := tx.Iter(spaceFeed)
 		for k, _ := it.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = it.Next() {
 			if err := tx.Delete(spaceFeed, k); err != nil {
@@ -78,4 +82,50 @@ func (s *Store) FeedStats(ctx context.Context) (FeedStats, error) {
 		return nil
 	})
 	return st, err
+}
+
+// A feed hold keeps the change records after a sequence number from being
+// trimmed, for a consumer other than the replication engine (a continuous
+// backup of a bucket reads every change of it).
+const spaceFeedHolds = "feed-holds" // name → big-endian sequence
+
+// HoldFeed keeps the records above seq until the hold moves or goes.
+func (s *Store) HoldFeed(ctx context.Context, name string, seq uint64) error {
+	return s.meta.Update(ctx, func(tx meta.Tx) error {
+		return tx.Put(spaceFeedHolds, []byte(name), seqKey(seq))
+	})
+}
+
+// ReleaseFeed drops a hold.
+func (s *Store) ReleaseFeed(ctx context.Context, name string) error {
+	return s.meta.Update(ctx, func(tx meta.Tx) error {
+		return tx.Delete(spaceFeedHolds, []byte(name))
+	})
+}
+
+// FeedFence returns the sequence number of the last change record and an
+// instant such that every change at or before it has a sequence number no
+// higher: it runs as a write transaction, after every write that started
+// before it, and every write after it takes a later time.
+func (s *Store) FeedFence(ctx context.Context) (last uint64, at time.Time, err error) {
+	err = s.meta.Update(ctx, func(tx meta.Tx) error {
+		at = s.now().UTC()
+		if k, _ := tx.Iter(spaceFeed).Last(); k != nil {
+			last = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return last, at, err
+}
+
+// heldFrom is the lowest sequence number a hold keeps; ok is false when
+// there is no hold.
+func heldFrom(tx meta.Tx) (seq uint64, ok bool) {
+	it := tx.Iter(spaceFeedHolds)
+	for k, v := it.First(); k != nil; k, v = it.Next() {
+		if n := binary.BigEndian.Uint64(v); !ok || n < seq {
+			seq, ok = n, true
+		}
+	}
+	return seq, ok
 }

@@ -31,6 +31,9 @@ type Entry struct {
 	// "SHA256", ...), kept to be restored; the vault checks its own SHA-256
 	// (ObjectRef.SHA256).
 	Checksums map[string]string `json:"checksums,omitempty"`
+	// Kind is what a continuous point's log entry records (a provider's
+	// word: "put", "delete-marker", ...); empty in a snapshot.
+	Kind string `json:"kind,omitempty"`
 }
 
 // ObjectRef names the stored data of an entry. A ref read from one point may
@@ -86,7 +89,12 @@ func (v *Vault) Begin(ctx context.Context, id string, labels map[string]string) 
 	if err := v.enterWriter(ctx, pw); err != nil {
 		return nil, fmt.Errorf("begin point %q: %w", id, err)
 	}
-	_, w, err := v.rep.NewWriter(ctx, repo.WriteSessionOptions{
+	// The writer outlives ctx (a copy's target is begun by one request and
+	// written by others): kopia keeps the context it opens a write session
+	// with, so it gets one that is never cancelled. Commit and Abort end
+	// the session.
+	wctx := context.WithoutCancel(ctx)
+	_, w, err := v.rep.NewWriter(wctx, repo.WriteSessionOptions{
 		Purpose:  "bulwark point " + id,
 		OnUpload: func(n int64) { pw.uploaded.Add(n) },
 	})
@@ -95,7 +103,7 @@ func (v *Vault) Begin(ctx context.Context, id string, labels map[string]string) 
 		return nil, fmt.Errorf("begin point %q: %w", id, err)
 	}
 	pw.w = w
-	pw.list = w.NewObjectWriter(ctx, object.WriterOptions{
+	pw.list = w.NewObjectWriter(wctx, object.WriterOptions{
 		Description: "bulwark entry list " + id,
 		Prefix:      "k", // metadata: packed apart from data and cached
 		Compressor:  Compressor,
