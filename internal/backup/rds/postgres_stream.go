@@ -114,6 +114,9 @@ type walStream struct {
 	segSize  uint64
 	received uint64 // the position after the last byte received
 	shipped  uint64 // the position after the last byte in the vault
+	// xactEnd is the position after the last commit or abort record
+	// received: pieces end there.
+	xactEnd uint64
 	files    map[string]*os.File
 	scanner  *walScanner
 	// newest is the newest commit or abort time in the WAL received;
@@ -241,9 +244,9 @@ func (t *timelineSwitch) Error() string {
 // run streams from start on the stream's timeline until ctx ends, the
 // connection fails or the timeline ends.
 func (w *walStream) run(ctx context.Context, slot string, start uint64) error {
-	w.received, w.shipped = start, start
+	w.received, w.shipped, w.xactEnd = start, start, start
 	w.scanner = newWALScanner(start, w.segSize, w.xact)
-	err := pglogrepl.StartReplication(ctx, w.rc, slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{Timeline: int32(w.tli)})
+	err := pglogrepl.StartReplication(ctx, w.rc, slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{Timeline: int32(w.tli), Mode: pglogrepl.PhysicalReplication})
 	if err != nil {
 		return w.streamError(ctx, slot, start, err)
 	}
@@ -320,6 +323,7 @@ func (w *walStream) message(ctx context.Context, msg pgproto3.BackendMessage) er
 	case *pgproto3.CopyDone:
 		// The server ended the timeline: what was received goes to the
 		// vault, then the next timeline is asked for.
+		w.xactEnd = w.received
 		if err := w.ship(ctx, nil); err != nil {
 			return err
 		}
@@ -368,6 +372,7 @@ func (w *walStream) receive(at uint64, serverTime time.Time, data []byte) error 
 // later than the server's clock when it sent the record cannot be one and
 // is not taken.
 func (w *walStream) xact(r xactRecord) {
+	w.xactEnd = r.End
 	if !w.serverTime.IsZero() && r.Time.After(w.serverTime.Add(time.Second)) {
 		return
 	}
@@ -400,15 +405,20 @@ func (w *walStream) closeFiles() {
 	clear(w.files)
 }
 
-// ship puts the WAL received since the last piece (and extra entries) into
-// a new log piece, then tells the server it may let go of it. Without a
-// commit record to claim an instant by, it waits: the slot keeps the WAL.
+// ship puts the WAL received since the last piece, up to the end of the
+// last commit or abort record, and extra entries into a new log piece,
+// then tells the server it may let go of it. A piece ends with a
+// transaction's end so that a piece holding WAL written after a base
+// began claims an instant after the base began too (restores choose log
+// pieces by their instants). Without a commit record to claim an instant
+// by, it waits: the slot keeps the WAL.
 func (w *walStream) ship(ctx context.Context, extra []walExtra) error {
 	to := w.claimed
 	if !w.newest.IsZero() && w.newest.Add(-time.Microsecond).After(to) {
 		to = w.newest.Add(-time.Microsecond)
 	}
-	if to.IsZero() || (w.received == w.shipped && len(extra) == 0) {
+	upTo := w.xactEnd
+	if to.IsZero() || (upTo <= w.shipped && len(extra) == 0) {
 		return nil
 	}
 	type part struct {
@@ -416,13 +426,13 @@ func (w *walStream) ship(ctx context.Context, extra []walExtra) error {
 		off, size uint64
 	}
 	var parts []part
-	for at := w.shipped; at < w.received; {
+	for at := w.shipped; at < upTo; {
 		seg := at - at%w.segSize
-		n := min(w.received, seg+w.segSize) - at
+		n := min(upTo, seg+w.segSize) - at
 		parts = append(parts, part{walFileName(w.tli, seg, w.segSize), at - seg, n})
 		at += n
 	}
-	cur, err := json.Marshal(walCursor{System: w.system, Timeline: w.tli, LSN: formatLSN(w.received), To: to})
+	cur, err := json.Marshal(walCursor{System: w.system, Timeline: w.tli, LSN: formatLSN(max(upTo, w.shipped)), To: to})
 	if err != nil {
 		return err
 	}
@@ -446,9 +456,9 @@ func (w *walStream) ship(ctx context.Context, extra []walExtra) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("append WAL up to %s: %w", formatLSN(w.received), err)
+		return fmt.Errorf("append WAL up to %s: %w", formatLSN(upTo), err)
 	}
-	w.shipped, w.claimed = w.received, to
+	w.shipped, w.claimed = max(upTo, w.shipped), to
 	for name, f := range w.files {
 		if _, seg, ok := parseWALFileName(name, w.segSize); ok && seg+w.segSize <= w.shipped {
 			f.Close()

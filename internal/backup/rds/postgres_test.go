@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backup/rds"
+	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
@@ -344,4 +346,184 @@ func TestPostgresPassword(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), "SELECT x FROM t").Scan(&x); err != nil || x != 1 {
 		t.Fatalf("restored table: %d, %v", x, err)
 	}
+}
+
+// pitrWriter is a writer that records when each batch's commit returned.
+type pitrWriter struct {
+	*writer
+	mu       sync.Mutex
+	returned []time.Time // of batch i, rows i*batch+1 .. (i+1)*batch
+}
+
+func startPITRWriter(t *testing.T, c *rds.TestCluster, batch int) *pitrWriter {
+	pw := &pitrWriter{writer: &writer{stop: make(chan struct{})}}
+	conn := c.Conn(t)
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS numbers (n bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)"); err != nil {
+		t.Fatal(err)
+	}
+	pw.done.Add(1)
+	go func() {
+		defer pw.done.Done()
+		ctx := context.Background()
+		for next := int64(1); ; next += int64(batch) {
+			select {
+			case <-pw.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			_, err := conn.Exec(ctx, "INSERT INTO numbers (n, pad) SELECT g, repeat('p', 100) FROM generate_series($1::bigint, $2::bigint) g", next, next+int64(batch)-1)
+			if err != nil {
+				pw.err = err
+				return
+			}
+			now := time.Now()
+			pw.mu.Lock()
+			pw.returned = append(pw.returned, now)
+			pw.mu.Unlock()
+			pw.committed.Store(next + int64(batch) - 1)
+		}
+	}()
+	return pw
+}
+
+// committedBefore is the last row whose commit returned before t.
+func (pw *pitrWriter) committedBefore(t time.Time, batch int) int64 {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	var n int64
+	for i, at := range pw.returned {
+		if at.Before(t) {
+			n = int64(i+1) * int64(batch)
+		}
+	}
+	return n
+}
+
+// waitWindow waits until the continuous point can be restored to t.
+func waitWindow(t *testing.T, r *servertest.Region, pointARN string, at time.Time) []backup.Window {
+	t.Helper()
+	var ws []backup.Window
+	waitFor(t, 2*time.Minute, "the window to reach "+at.Format(time.RFC3339Nano), func() bool {
+		rp, err := r.Jobs.DescribeRecoveryPoint(context.Background(), servertest.AccountID, "Default", pointARN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ws, err = r.Jobs.RestorableWindows(context.Background(), rp); err != nil {
+			t.Fatal(err)
+		}
+		return len(ws) > 0 && !ws[len(ws)-1].Until.Before(at)
+	})
+	return ws
+}
+
+// TestPostgresPointInTimeRestore backs a cluster up continuously while a
+// writer commits numbered rows; the region is stopped and started again
+// on its data in the middle (the stream resumes from its slot); at T the
+// table is dropped. A restore to T-1s brings back a started server with
+// every row whose commit returned before T-1s and none begun after it,
+// without a hole, across the restart.
+func TestPostgresPointInTimeRestore(t *testing.T) {
+	ctx := context.Background()
+	c := rds.StartTestCluster(t, rds.TestClusterOptions{})
+	dir := t.TempDir()
+	day0 := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	var clock atomic.Int64
+	clock.Store(day0.Add(30 * time.Minute).UnixNano())
+	opts := servertest.Options{Dir: dir, Configure: func(cfg *server.Config) {
+		cfg.BackupClock = func() time.Time { return time.Unix(0, clock.Load()) }
+		cfg.BackupSchedulerInterval = 50 * time.Millisecond
+		if testing.Verbose() {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		}
+	}}
+	const batch = 5
+	w := startPITRWriter(t, c, batch)
+	defer func() {
+		select {
+		case <-w.stop:
+		default:
+			w.Stop(t)
+		}
+	}()
+	var pointARN, resARN string
+	t.Run("before the restart", func(t *testing.T) {
+		r := servertest.Start(t, opts)
+		reg := register(t, r, c, "ledger", "")
+		resARN = reg.ARN
+		api := backupClient(r, servertest.AccessKey, servertest.SecretKey)
+		plan, err := api.CreateBackupPlan(ctx, &awsbackup.CreateBackupPlanInput{BackupPlan: &types.BackupPlanInput{
+			BackupPlanName: aws.String("pitr"),
+			Rules: []types.BackupRuleInput{{RuleName: aws.String("pitr"), TargetBackupVaultName: aws.String("Default"),
+				ScheduleExpression: aws.String("cron(0 2 * * ? *)"), EnableContinuousBackup: aws.Bool(true),
+				Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.CreateBackupSelection(ctx, &awsbackup.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId,
+			BackupSelection: &types.BackupSelection{SelectionName: aws.String("ledger"), IamRoleArn: role, Resources: []string{reg.ARN}}}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano())
+		waitFor(t, 2*time.Minute, "the base", func() bool {
+			out, err := api.ListBackupJobs(ctx, &awsbackup.ListBackupJobsInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateFailed {
+				t.Fatalf("base: %s", aws.ToString(out.BackupJobs[0].StatusMessage))
+			}
+			if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateCompleted {
+				pointARN = aws.ToString(out.BackupJobs[0].RecoveryPointArn)
+			}
+			return pointARN != ""
+		})
+		waitWindow(t, r, pointARN, time.Now())
+		t.Logf("before the restart: %d rows committed", w.committed.Load())
+	})
+	// The region is down for a while; the writer goes on, the slot keeps
+	// the WAL.
+	time.Sleep(2 * time.Second)
+	r := servertest.Start(t, opts)
+	time.Sleep(3 * time.Second)
+	w.Stop(t)
+	T := time.Now().UTC()
+	c.Exec(t, "DROP TABLE numbers")
+	rt := T.Add(-time.Second)
+	ws := waitWindow(t, r, pointARN, T.Add(time.Second))
+	if len(ws) != 1 {
+		t.Fatalf("restorable windows: %v, want one (no gap across the restart)", ws)
+	}
+	api := backupClient(r, servertest.AccessKey, servertest.SecretKey)
+	restored := filepath.Join(c.Base, "pitr")
+	port := rds.FreePort(t)
+	rj := restore(t, api, pointARN, map[string]string{"DataDirectory": restored, "Port": strconv.Itoa(port), "RestoreTime": rt.Format(time.RFC3339Nano)})
+	t.Cleanup(func() { rds.StopServer(t, c.BinDir, restored) })
+	if rj.Status != types.RestoreJobStatusCompleted {
+		t.Fatalf("restore to %s: %s %s", rt, rj.Status, aws.ToString(rj.StatusMessage))
+	}
+	conn := rds.SocketConn(t, restored, port, "postgres")
+	least := w.committedBefore(rt, batch)
+	n := checkPrefix(t, conn, batch, least)
+	var last time.Time
+	if err := conn.QueryRow(ctx, "SELECT max(at) FROM numbers").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if last.After(rt) {
+		t.Fatalf("restored a row begun at %s, after the restore time %s", last, rt)
+	}
+	t.Logf("restored to %s: %d rows (%d committed before it, %d in all; newest row begun %s)", rt.Format(time.RFC3339Nano), n, least, w.committed.Load(), last.UTC().Format(time.RFC3339Nano))
+
+	// Deleting the point lets go of the slot.
+	if _, err := api.DeleteRecoveryPoint(ctx, &awsbackup.DeleteRecoveryPointInput{BackupVaultName: aws.String("Default"), RecoveryPointArn: &pointARN}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the slot to go", func() bool {
+		var n int
+		if err := c.Conn(t).QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'bulwark_%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	_ = resARN
 }

@@ -30,6 +30,16 @@ type Engine interface {
 	Restore(ctx context.Context, run *backup.RestoreRun) error
 }
 
+// StreamingEngine is an engine that can also back its databases up
+// continuously (backup.ContinuousProvider): Stream appends the database's
+// changes to run until ctx ends; EndStream lets go of what the streams of
+// a deleted continuous point held at the database.
+type StreamingEngine interface {
+	Engine
+	Stream(ctx context.Context, reg *backup.Registered, password string, run *backup.StreamRun) error
+	EndStream(ctx context.Context, reg *backup.Registered, password string, rp *backup.RecoveryPoint) error
+}
+
 // Provider is the RDS resource provider.
 type Provider struct {
 	backup.RegisteredBase
@@ -73,6 +83,9 @@ func (p *Provider) Backup(ctx context.Context, run *backup.BackupRun) (backup.Ba
 	e, err := p.engine(reg.Engine)
 	if err != nil {
 		return backup.BackupResult{}, err
+	}
+	if _, ok := e.(StreamingEngine); run.Continuous && !ok {
+		return backup.BackupResult{}, &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("Databases of engine %s are not backed up continuously.", reg.Engine)}
 	}
 	password, err := p.Resources.Password(reg)
 	if err != nil {
@@ -120,4 +133,63 @@ func (p *Provider) Restore(ctx context.Context, run *backup.RestoreRun) error {
 		return err
 	}
 	return e.Restore(ctx, run)
+}
+
+// Streams reports whether a database's engine backs it up continuously.
+func (p *Provider) Streams(ctx context.Context, res *backup.Resource) bool {
+	reg, err := p.Resources.Get(ctx, res.Account, res.ARN)
+	if err != nil {
+		return false
+	}
+	e, err := p.engine(reg.Engine)
+	if err != nil {
+		return false
+	}
+	_, ok := e.(StreamingEngine)
+	return ok
+}
+
+// Stream hands a continuous point's stream to its database's engine.
+func (p *Provider) Stream(ctx context.Context, run *backup.StreamRun) error {
+	reg, err := p.Resources.Get(ctx, run.Resource.Account, run.Resource.ARN)
+	if err != nil {
+		return err
+	}
+	e, err := p.engine(reg.Engine)
+	if err != nil {
+		return err
+	}
+	se, ok := e.(StreamingEngine)
+	if !ok {
+		return &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("Databases of engine %s are not backed up continuously.", reg.Engine)}
+	}
+	password, err := p.Resources.Password(reg)
+	if err != nil {
+		return err
+	}
+	return se.Stream(ctx, reg, password, run)
+}
+
+// EndStream has the engine of the point's database let go of what its
+// stream held there. A database no longer registered cannot be reached:
+// the error says so, and what the stream held stays until an operator
+// removes it.
+func (p *Provider) EndStream(ctx context.Context, rp *backup.RecoveryPoint) error {
+	reg, err := p.Resources.Get(ctx, rp.AccountID, rp.ResourceARN)
+	if err != nil {
+		return fmt.Errorf("end the stream of %s: %w", rp.ARN, err)
+	}
+	e, err := p.engine(reg.Engine)
+	if err != nil {
+		return err
+	}
+	se, ok := e.(StreamingEngine)
+	if !ok {
+		return nil
+	}
+	password, err := p.Resources.Password(reg)
+	if err != nil {
+		return err
+	}
+	return se.EndStream(ctx, reg, password, rp)
 }
