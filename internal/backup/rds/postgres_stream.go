@@ -117,8 +117,8 @@ type walStream struct {
 	// xactEnd is the position after the last commit or abort record
 	// received: pieces end there.
 	xactEnd uint64
-	files    map[string]*os.File
-	scanner  *walScanner
+	files   map[string]*os.File
+	scanner *walScanner
 	// newest is the newest commit or abort time in the WAL received;
 	// claimed what the last piece claimed.
 	newest, claimed time.Time
@@ -269,7 +269,11 @@ func (w *walStream) run(ctx context.Context, slot string, start uint64) error {
 			return w.streamError(ctx, slot, start, err)
 		default:
 			if err := w.message(ctx, msg); err != nil {
-				return err
+				var next *timelineSwitch
+				if errors.As(err, &next) {
+					return err
+				}
+				return w.streamError(ctx, slot, start, err)
 			}
 		}
 		now := time.Now()
