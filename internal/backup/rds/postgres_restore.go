@@ -75,10 +75,13 @@ func (pg *Postgres) checkTarget(ctx context.Context, p *backup.RecoveryPoint, md
 	}
 	for k := range md {
 		switch k {
-		case MetaDataDirectory, MetaPort, MetaInstanceID, MetaEngine, "RestoreTime":
+		case MetaDataDirectory, MetaPort, MetaInstanceID, MetaEngine, backup.MetaRestoreTime:
 		default:
 			return nil, invalid("Unknown restore metadata %s: a PostgreSQL restore takes %s, %s, %s and, for a continuous point, RestoreTime.", k, MetaDataDirectory, MetaPort, MetaInstanceID)
 		}
+	}
+	if md[backup.MetaRestoreTime] != "" && !p.IsContinuous() {
+		return nil, invalid("RestoreTime applies to continuous recovery points; %s is a snapshot.", p.ARN)
 	}
 	t := &pgTarget{superuse: rm[pgMetaSuperuser]}
 	if t.superuse == "" {

@@ -125,7 +125,7 @@ type walStream struct {
 	serverTime      time.Time // of the last message
 	lastXact        time.Time // when the last commit record arrived (local clock)
 	heartbeat       time.Time // when the stream last made one
-	heartbeatOff    bool
+	heartbeatWarned bool
 }
 
 func (pg *Postgres) streamOnce(ctx context.Context, s pgSettings, password, slot, spool string, sql *pgx.Conn, log walLog) error {
@@ -498,17 +498,17 @@ func (w *walStream) status(ctx context.Context, reply bool) error {
 // the instant the log vouches for moves on while the cluster is idle.
 func (w *walStream) beat(ctx context.Context, now time.Time) {
 	every := w.pg.cfg.HeartbeatEvery
-	if every < 0 || w.heartbeatOff || now.Sub(w.lastXact) < every || now.Sub(w.heartbeat) < every {
+	if every < 0 || now.Sub(w.lastXact) < every || now.Sub(w.heartbeat) < every {
 		return
 	}
 	w.heartbeat = now
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var x int64
-	if err := w.sql.QueryRow(bctx, "SELECT txid_current()").Scan(&x); err != nil && ctx.Err() == nil {
+	if err := w.sql.QueryRow(bctx, "SELECT txid_current()").Scan(&x); err != nil && ctx.Err() == nil && !w.heartbeatWarned {
 		// A standby cannot: its window moves with its primary's commits.
 		w.pg.log.Warn("postgres stream: no heartbeat transaction; the restorable window moves only with the cluster's own commits", "err", err)
-		w.heartbeatOff = true
+		w.heartbeatWarned = true
 	}
 }
 
