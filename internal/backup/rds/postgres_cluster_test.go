@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,8 +44,7 @@ type TestClusterOptions struct {
 func StartTestCluster(t testing.TB, o TestClusterOptions) *TestCluster {
 	t.Helper()
 	RequireTool(t, "pg_basebackup")
-	initdb := RequireTool(t, "initdb")
-	RequireTool(t, "pg_ctl")
+	initdb := serverTool(t, "initdb")
 	pg := NewPostgres(PostgresConfig{})
 	u, err := pg.serverUser()
 	if err != nil {
@@ -180,6 +180,22 @@ func (c *TestCluster) RunAsServerUser(t testing.TB, prog string, args ...string)
 		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// serverTool finds a server program: on PATH, or where Debian's and the
+// PostgreSQL project's packages put it, which is not on PATH.
+func serverTool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, pattern := range []string{"/usr/lib/postgresql/*/bin/", "/usr/pgsql-*/bin/"} {
+		if m, _ := filepath.Glob(pattern + name); len(m) > 0 {
+			slices.Sort(m)
+			return m[len(m)-1]
+		}
+	}
+	return RequireTool(t, name)
 }
 
 // RequireTool is servertest.RequireTool, which this package's own tests

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -247,6 +248,37 @@ func TestPostgresSnapshotRestore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.Base, "other")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused restore made its directory: %v", err)
+	}
+
+	// A port taken while the job runs: the job fails, saying why, and
+	// leaves no directory and no server behind.
+	busy := rds.FreePort(t)
+	failed := filepath.Join(c.Base, "failed")
+	start, err := api.StartRestoreJob(ctx, &awsbackup.StartRestoreJobInput{RecoveryPointArn: &pointARN, IamRoleArn: role,
+		Metadata: map[string]string{"DataDirectory": failed, "Port": strconv.Itoa(busy)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(busy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var fj *awsbackup.DescribeRestoreJobOutput
+	waitFor(t, time.Minute, "the failing restore", func() bool {
+		if fj, err = api.DescribeRestoreJob(ctx, &awsbackup.DescribeRestoreJobInput{RestoreJobId: start.RestoreJobId}); err != nil {
+			t.Fatal(err)
+		}
+		return fj.Status == types.RestoreJobStatusCompleted || fj.Status == types.RestoreJobStatusFailed
+	})
+	t.Cleanup(func() { rds.StopServer(t, c.BinDir, failed) })
+	if fj.Status != types.RestoreJobStatusFailed {
+		t.Fatalf("restore onto a port taken meanwhile: %s", fj.Status)
+	}
+	t.Logf("restore onto a port taken meanwhile: %s", aws.ToString(fj.StatusMessage))
+	if _, err := os.Stat(failed); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a failed restore left its directory: %v", err)
 	}
 }
 
