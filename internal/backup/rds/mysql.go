@@ -313,8 +313,13 @@ type mysqlInfo struct {
 	charset, collation string
 	nonTransactional   string
 	binlogFiles        []string // SHOW BINARY LOGS, oldest first, when logBin
+	binlogSizes        []int64
+	binlogErr          string // why SHOW BINARY LOGS failed
 	serverID           string
 }
+
+// positioned reports whether a dump can record its binary log position.
+func (i *mysqlInfo) positioned() bool { return i.logBin && i.binlogErr == "" }
 
 // serverInfo reads the server's version and binary log settings and the
 // database's character set and non-transactional tables.
@@ -334,15 +339,22 @@ func (m *MySQL) serverInfo(ctx context.Context, s *mysqlSession, db string) (*my
 	info := &mysqlInfo{version: r[0], server: r[1], logBin: r[2] == "1", format: strings.ToUpper(r[3]), serverID: r[4],
 		charset: r[5], collation: r[6], nonTransactional: r[7]}
 	if info.logBin {
+		// Without the privilege to list the binary logs, the dump cannot
+		// read its position either: the point restores to its snapshot.
 		logs, err := m.query(ctx, s, "", "SHOW BINARY LOGS")
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			info.binlogErr = err.Error()
 		}
 		for _, l := range logs {
-			if len(l) < 1 {
+			if len(l) < 2 {
 				continue
 			}
+			n, _ := strconv.ParseInt(l[1], 10, 64)
 			info.binlogFiles = append(info.binlogFiles, l[0])
+			info.binlogSizes = append(info.binlogSizes, n)
 		}
 	}
 	return info, nil
@@ -437,6 +449,9 @@ func (m *MySQL) pitrUnavailable(info *mysqlInfo) string {
 	if !info.logBin {
 		return "binary logging is off on the server (log_bin=OFF); start it with --log-bin and --binlog-format=ROW to restore to a point in time"
 	}
+	if info.binlogErr != "" {
+		return "the binary logs cannot be listed (" + info.binlogErr + "); the user needs the BINLOG MONITOR (REPLICATION CLIENT) privilege"
+	}
 	if info.format != "ROW" {
 		return fmt.Sprintf("the server's binary log is in %s format; a point-in-time restore into another database needs binlog_format=ROW", info.format)
 	}
@@ -492,7 +507,7 @@ const headLimit = 1 << 20
 func (m *MySQL) dumpInto(ctx context.Context, s *mysqlSession, prog, db string, info *mysqlInfo, run *backup.BackupRun) (dumpSnapshot, error) {
 	args := []string{s.defaults(), "--single-transaction", "--quick", "--routines", "--triggers", "--events",
 		"--hex-blob", "--skip-dump-date", "--default-character-set=utf8mb4"}
-	if info.logBin {
+	if info.positioned() {
 		args = append(args, "--master-data=2")
 	}
 	args = append(args, "--", db)
@@ -518,7 +533,7 @@ func (m *MySQL) dumpInto(ctx context.Context, s *mysqlSession, prog, db string, 
 	br := bufio.NewReaderSize(stdout, 64<<10)
 	var head strings.Builder
 	snap := dumpSnapshot{at: started}
-	for info.logBin && head.Len() < headLimit {
+	for info.positioned() && head.Len() < headLimit {
 		line, err := br.ReadString('\n')
 		head.WriteString(line)
 		if mm := changeMasterRE.FindStringSubmatch(line); mm != nil {
@@ -547,7 +562,7 @@ func (m *MySQL) dumpInto(ctx context.Context, s *mysqlSession, prog, db string, 
 	if !tail.completed {
 		return dumpSnapshot{}, fmt.Errorf("%s of database %s ended without its closing line: the dump is incomplete", filepath.Base(prog), db)
 	}
-	if info.logBin && snap.file == "" {
+	if info.positioned() && snap.file == "" {
 		return dumpSnapshot{}, fmt.Errorf("%s of database %s printed no binary log position", filepath.Base(prog), db)
 	}
 	snap.gtid = tail.gtid

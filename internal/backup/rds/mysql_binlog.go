@@ -69,6 +69,17 @@ func (m *MySQL) captureBinlogs(ctx context.Context, s *mysqlSession, info *mysql
 	if err != nil {
 		return err
 	}
+	var need int64
+	for i, f := range info.binlogFiles {
+		if f == start || binlogAfter(f, start) {
+			need += info.binlogSizes[i]
+		}
+	}
+	release, err := m.admit(need)
+	if err != nil {
+		return err
+	}
+	defer release()
 	dir := filepath.Join(s.dir, "binlog")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,4 +316,171 @@ func TestMySQLRefusals(t *testing.T) {
 		t.Fatalf("backup of a dropped database: %s %q", j.State, aws.ToString(j.StatusMessage))
 	}
 	t.Logf("backup of a dropped database: %s", aws.ToString(j.StatusMessage))
+}
+
+// privateMariaDB starts a MariaDB server of the test's own, writing a
+// row-format binary log with strict GTIDs, on a free port of loopback,
+// root without a password; it is stopped at the end of the test.
+func privateMariaDB(t *testing.T) mariadbServer {
+	t.Helper()
+	servertest.RequireTool(t, "mariadb")
+	servertest.RequireTool(t, "mariadb-dump")
+	servertest.RequireTool(t, "mysqlbinlog")
+	install := servertest.RequireTool(t, "mariadb-install-db")
+	mariadbd := "/usr/sbin/mariadbd"
+	if p, err := exec.LookPath("mariadbd"); err == nil {
+		mariadbd = p
+	} else if _, err := os.Stat(mariadbd); err != nil {
+		servertest.RequireTool(t, "mariadbd")
+	}
+	dir, err := os.MkdirTemp("", "bwmariadb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data := filepath.Join(dir, "data")
+	user := "--user=root"
+	if os.Geteuid() != 0 {
+		user = "--user=" + os.Getenv("USER")
+	}
+	if out, err := exec.Command(install, "--no-defaults", user, "--datadir="+data, "--auth-root-authentication-method=normal",
+		"--skip-test-db", "--skip-name-resolve").CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(mariadbd, "--no-defaults", user, "--datadir="+data, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
+		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"), "--log-error="+filepath.Join(dir, "error.log"),
+		"--log-bin="+filepath.Join(data, "binlog"), "--server-id=7", "--binlog-format=ROW", "--gtid-strict-mode=1",
+		"--innodb-buffer-pool-size=32M", "--skip-name-resolve")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	srv := mariadbServer{host: "127.0.0.1", port: port}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := srv.try("", "SELECT 1"); err == nil {
+			return srv
+		}
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("mariadbd exited: %v\n%s", err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("mariadbd did not answer\n%s", log)
+		}
+	}
+}
+
+// nextSecond sleeps into the next second and returns its start: every
+// event before the call is stamped earlier, every event after it not.
+func nextSecond() time.Time {
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	return time.Now().UTC().Truncate(time.Second)
+}
+
+// TestMySQLPointInTimeRestore restores a database to instants between two
+// backups, from the first backup's snapshot and the binary log the second
+// one captured, into new databases of the same server.
+func TestMySQLPointInTimeRestore(t *testing.T) {
+	srv := privateMariaDB(t)
+	h := newEngineHarness(t)
+	db := srv.database(t, "bwpitr")
+	other := srv.database(t, "bwother")
+	srv.exec(t, db, "CREATE TABLE ledger (n INT PRIMARY KEY, phase CHAR(1)) ENGINE=InnoDB; INSERT INTO ledger VALUES (1, '0'), (2, '0');")
+	arn := h.mustRegister("pitr", "mariadb", srv.settings(db), "")
+
+	j1 := h.mustBackup(arn)
+	md1 := h.restoreMetadata(aws.ToString(j1.RecoveryPointArn))
+	if md1["PointInTimeRecovery"] != "available" || !strings.Contains(md1["PointInTimeRecoveryNote"], "first backup") {
+		t.Fatalf("first point's metadata: %v", md1)
+	}
+	srv.exec(t, db, "INSERT INTO ledger SELECT seq, 'A' FROM seq_3_to_12; UPDATE ledger SET phase = 'a' WHERE n = 1;")
+	srv.exec(t, other, "CREATE TABLE ledger (n INT PRIMARY KEY, phase CHAR(1)); INSERT INTO ledger VALUES (100, 'X');")
+	atA := nextSecond()
+	srv.exec(t, db, "INSERT INTO ledger SELECT seq, 'B' FROM seq_13_to_20; DELETE FROM ledger WHERE n = 2;")
+	// A statement naming its database: replayed into another database it
+	// would change this one.
+	srv.exec(t, db, "ALTER TABLE "+db+".ledger ADD COLUMN note INT")
+	atB := nextSecond()
+	srv.exec(t, db, "INSERT INTO ledger (n, phase) SELECT seq, 'C' FROM seq_21_to_25;")
+	j2 := h.mustBackup(arn)
+	point := aws.ToString(j2.RecoveryPointArn)
+	md := h.restoreMetadata(point)
+	if md["PointInTimeRecovery"] != "available" || md["EarliestRestoreTime"] != md1["EarliestRestoreTime"] || md["PointInTimeRecoveryNote"] != "" {
+		t.Fatalf("second point's metadata: %v (first %v)", md, md1)
+	}
+	t.Logf("second point: window %s to %s, %d bytes in %d items", md["EarliestRestoreTime"], md["LatestRestoreTime"],
+		h.point(j2).BackupSizeInBytes, h.point(j2).Objects)
+	sourceBefore := srv.exec(t, db, "SELECT GROUP_CONCAT(n, phase ORDER BY n) FROM ledger")
+
+	ledger := func(db string) string { return srv.exec(t, db, "SELECT GROUP_CONCAT(n, phase ORDER BY n) FROM ledger") }
+	restoreAt := func(target string, at time.Time) *types.RestoreJobStatus {
+		md := map[string]string{"TargetDatabase": target}
+		if !at.IsZero() {
+			md["RestoreTime"] = at.Format(time.RFC3339)
+		}
+		rj := h.restore(point, md)
+		if rj.Status != types.RestoreJobStatusCompleted {
+			t.Logf("restore to %v: %s %s", at, rj.Status, aws.ToString(rj.StatusMessage))
+		}
+		return &rj.Status
+	}
+
+	// At A: the first snapshot, then the log up to A.
+	if s := restoreAt(db+"_a", atA); *s != types.RestoreJobStatusCompleted {
+		t.Fatal("restore at A failed")
+	}
+	want := "1a,20,3A,4A,5A,6A,7A,8A,9A,10A,11A,12A"
+	if got := ledger(db + "_a"); got != want {
+		t.Fatalf("restored at A: %s, want %s", got, want)
+	}
+	// The snapshot of the second point, with nothing replayed.
+	if s := restoreAt(db+"_now", time.Time{}); *s != types.RestoreJobStatusCompleted {
+		t.Fatal("restore of the snapshot failed")
+	}
+	if got := ledger(db + "_now"); got != sourceBefore {
+		t.Fatalf("restored snapshot: %s, want %s", got, sourceBefore)
+	}
+	// At B the log holds the ALTER naming the source: the replay stops
+	// before it, the job fails, and the database it made is dropped.
+	rj := h.restore(point, map[string]string{"TargetDatabase": db + "_b", "RestoreTime": atB.Format(time.RFC3339)})
+	if rj.Status != types.RestoreJobStatusFailed || !strings.Contains(aws.ToString(rj.StatusMessage), "names the source database") {
+		t.Fatalf("restore at B: %s %s", rj.Status, aws.ToString(rj.StatusMessage))
+	}
+	if n := srv.int(t, "", "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+db+"_b'"); n != 0 {
+		t.Fatal("the failed restore left its database")
+	}
+	// Nothing of the source or the other database changed.
+	if got := ledger(db); got != sourceBefore {
+		t.Fatalf("source changed by the restores: %s, want %s", got, sourceBefore)
+	}
+	if got := ledger(other); got != "100X" {
+		t.Fatalf("other database: %s", got)
+	}
+	if n := srv.int(t, "", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '"+db+"_a' AND TABLE_NAME = 'ledger'"); n != 1 {
+		t.Fatal("restored at A lacks its table")
+	}
+	// Outside the window.
+	for _, at := range []time.Time{time.Now().Add(time.Hour), time.Unix(0, 0)} {
+		_, err := h.startRestore(point, map[string]string{"TargetDatabase": db + "_x", "RestoreTime": at.UTC().Format(time.RFC3339)})
+		wantRefused(t, err, "InvalidParameterValueException", "outside the recovery point's window")
+	}
 }

@@ -205,8 +205,8 @@ INSERT INTO ledger VALUES (1, randomblob(100));
 // bankWriter moves money between accounts and appends to the ledger, one
 // transaction at a time, through one sqlite3 process, until stopped.
 type bankWriter struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
+	cmd    *exec.Cmd
+	in     io.WriteCloser
 	stop   chan struct{}
 	done   chan error
 	stopFn func() error
