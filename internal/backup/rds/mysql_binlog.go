@@ -75,15 +75,11 @@ func (m *MySQL) captureBinlogs(ctx context.Context, s *mysqlSession, info *mysql
 			need += info.binlogSizes[i]
 		}
 	}
-	release, err := m.admit(need)
+	dir, release, err := m.binlogDir(s, need)
 	if err != nil {
 		return err
 	}
 	defer release()
-	dir := filepath.Join(s.dir, "binlog")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
 	fetched := time.Now()
 	cmd := exec.CommandContext(ctx, prog, s.defaults(), "--read-from-remote-server", "--raw",
 		"--result-file="+dir+string(filepath.Separator), "--to-last-log", "--", start)
@@ -205,15 +201,11 @@ func (m *MySQL) replay(ctx context.Context, s *mysqlSession, run *backup.Restore
 	if len(files) == 0 || files[0].name != file {
 		return fmt.Errorf("recovery point %s lacks binary log %s", run.Point.ARN, file)
 	}
-	release, err := m.admit(need)
+	dir, release, err := m.binlogDir(s, need)
 	if err != nil {
 		return err
 	}
 	defer release()
-	dir := filepath.Join(s.dir, "binlog")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
 	args := []string{"--no-defaults", "--start-position=" + strconv.FormatInt(pos, 10),
 		"--stop-datetime=" + until.UTC().Format("2006-01-02 15:04:05"),
 		"--database=" + src, "--rewrite-db=" + src + "->" + dst, "--"}
@@ -279,6 +271,21 @@ func restoreFile(ctx context.Context, run *backup.RestoreRun, e vault.Entry, ref
 		return fmt.Errorf("restore %s: %w", e.Key, err)
 	}
 	return f.Close()
+}
+
+// binlogDir makes the session's directory of binary log files, once the
+// disk has room for need bytes in it; release gives the room back.
+func (m *MySQL) binlogDir(s *mysqlSession, need int64) (dir string, release func(), err error) {
+	release, err = m.admit(need)
+	if err != nil {
+		return "", nil, err
+	}
+	dir = filepath.Join(s.dir, "binlog")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		release()
+		return "", nil, err
+	}
+	return dir, release, nil
 }
 
 func (m *MySQL) admit(n int64) (func(), error) {
