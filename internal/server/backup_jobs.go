@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
@@ -31,9 +32,19 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		return err
 	}
 	r.Resources = rs
+	// The database engines keep a copy of a database (SQLite) or a
+	// restore's binary log files (MySQL) in the data directory, where the
+	// disk guard admits them, between the database and the vault.
+	scratch := filepath.Join(r.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return err
+	}
 	builtin := []backup.Provider{
 		backup.NewS3Provider(r.Store),
-		rds.New(rs, map[string]rds.Engine{}),
+		rds.New(rs, map[string]rds.Engine{
+			backup.EngineSQLite: rds.NewSQLite(rds.SQLiteConfig{ScratchDir: scratch, Space: r.Disk}),
+			backup.EngineMySQL:  rds.NewMySQL(rs, rds.MySQLConfig{ScratchDir: scratch, Space: r.Disk}),
+		}),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {
