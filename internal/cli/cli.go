@@ -133,7 +133,14 @@ type runFlags struct {
 	scrubRate                               *int64
 	readIdle, writeIdle                     *time.Duration
 	maxConns, maxPerIP                      *int
+	resourceRoots                           *pathList
 }
+
+// pathList is a flag that may be given several times.
+type pathList []string
+
+func (p *pathList) String() string     { return strings.Join(*p, ",") }
+func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }
 
 // clients returns the limits on clients from the flags, where 0 turns a
 // limit off.
@@ -188,6 +195,11 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 			"open client connections per region (0: no cap)"),
 		maxPerIP: fs.Int("max-conns-per-client", httplimit.DefaultMaxConnsPerClient,
 			"open connections per region from one client IP address (0: no cap)"),
+		resourceRoots: func() *pathList {
+			p := &pathList{}
+			fs.Var(p, "resource-root", "a directory under which any account may register directories and SQLite files for backup and restore to the server's filesystem (repeatable; none: only the admin account may name server paths, anywhere)")
+			return p
+		}(),
 	}
 }
 

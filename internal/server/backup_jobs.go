@@ -32,6 +32,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		return err
 	}
 	r.Resources = rs
+	rs.SetPathPolicy(r.cfg.ResourceRoots, func() string { return r.admin })
 	// The database engines keep a copy of a database (SQLite) or a
 	// restore's binary log files (MySQL) in the data directory, where the
 	// disk guard admits them, between the database and the vault.
