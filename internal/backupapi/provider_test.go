@@ -206,7 +206,7 @@ func TestSecondResourceType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(types_.ResourceTypes, []string{"S3", dirType}) {
+	if !reflect.DeepEqual(types_.ResourceTypes, []string{"S3", "RDS", "EFS", dirType}) {
 		t.Fatalf("supported resource types: %v", types_.ResourceTypes)
 	}
 

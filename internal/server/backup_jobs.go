@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backup/efs"
 	"github.com/bulwark/bulwark/internal/backup/rds"
 	"github.com/bulwark/bulwark/internal/iam"
 )
@@ -34,6 +35,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 	builtin := []backup.Provider{
 		backup.NewS3Provider(r.Store),
 		rds.New(rs, map[string]rds.Engine{}),
+		efs.New(rs),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {
