@@ -73,7 +73,11 @@ func TestDirectoryBackupChangingFile(t *testing.T) {
 		wg.Go(func() { last[i] = rewrite(t, filepath.Join(src, name), pauses[i], stop) })
 	}
 	kept, left := make([]int, len(files)), make([]int, len(files))
-	for k := range 6 {
+	runs := 6
+	if testing.Short() {
+		runs = 3
+	}
+	for k := range runs {
 		_, rp := e.completed(reg.ARN, "Default", nil)
 		target := filepath.Join(t.TempDir(), "r")
 		restored(t, e.c, rp.ARN, map[string]string{"TargetDirectory": target})
