@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backup/efs"
 	"github.com/bulwark/bulwark/internal/backup/rds"
 	"github.com/bulwark/bulwark/internal/iam"
 )
@@ -46,6 +47,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 			backup.EngineSQLite: rds.NewSQLite(rds.SQLiteConfig{ScratchDir: scratch, Space: r.Disk}),
 			backup.EngineMySQL:  rds.NewMySQL(rs, rds.MySQLConfig{ScratchDir: scratch, Space: r.Disk}),
 		}),
+		efs.New(rs),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {

@@ -1,138 +1,30 @@
 package server_test
 
 import (
-	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bulwark/bulwark/internal/backup"
-	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
-
-// registeredDirs backs up registered directories (type EFS) file by file
-// and restores nothing: a stand-in for the region's own EFS provider, so
-// that registration can be followed through the Backup API. Its store of
-// registrations is the region's, bound once the region is open.
-type registeredDirs struct {
-	mu   sync.Mutex
-	base *backup.RegisteredBase
-}
-
-func (p *registeredDirs) bind(rs *backup.Resources) {
-	b := backup.NewRegisteredBase(rs, backup.TypeEFS)
-	p.mu.Lock()
-	p.base = &b
-	p.mu.Unlock()
-}
-
-func (p *registeredDirs) b() *backup.RegisteredBase {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.base
-}
-
-func (p *registeredDirs) Type() string         { return backup.TypeEFS }
-func (p *registeredDirs) Owns(arn string) bool { return backup.OwnsEFS(arn) }
-
-func (p *registeredDirs) Name(arn string) string {
-	return backup.RegisteredBase{}.Name(arn)
-}
-
-func (p *registeredDirs) Describe(ctx context.Context, account, arn string) (*backup.Resource, error) {
-	if b := p.b(); b != nil {
-		return b.Describe(ctx, account, arn)
-	}
-	return nil, &backup.Error{Kind: backup.ErrNotFound, Message: "Resource " + arn + " is not registered."}
-}
-
-func (p *registeredDirs) List(ctx context.Context, account string) ([]*backup.Resource, error) {
-	if b := p.b(); b != nil {
-		return b.List(ctx, account)
-	}
-	return nil, nil
-}
-
-func (p *registeredDirs) Backup(ctx context.Context, run *backup.BackupRun) (backup.BackupResult, error) {
-	reg, err := p.b().Registration(ctx, run)
-	if err != nil {
-		return backup.BackupResult{}, err
-	}
-	root := reg.Settings[backup.SettingPath]
-	var files []string
-	var total int64
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		files, total = append(files, path), total+info.Size()
-		return nil
-	})
-	if err == nil {
-		err = run.Expect(ctx, int64(len(files)), total)
-	}
-	for _, path := range files {
-		if err != nil {
-			break
-		}
-		err = func() error {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, path)
-			return run.Put(ctx, vault.Entry{Key: filepath.ToSlash(rel), Size: st.Size()}, f)
-		}()
-	}
-	return backup.BackupResult{}, err
-}
-
-func (p *registeredDirs) RestoreMetadata(*backup.RecoveryPoint) map[string]string {
-	return map[string]string{}
-}
-
-func (p *registeredDirs) CheckRestore(context.Context, string, *backup.RecoveryPoint, map[string]string) (string, error) {
-	return "", &backup.Error{Kind: backup.ErrInvalidParameter, Message: "This test's directories are not restored."}
-}
-
-func (p *registeredDirs) Restore(context.Context, *backup.RestoreRun) error {
-	return &backup.Error{Kind: backup.ErrInvalidParameter, Message: "This test's directories are not restored."}
-}
 
 // TestRegisteredResourceThroughBackupAPI registers two directories and
 // follows one through the aws CLI's backup commands, unchanged: EFS is a
 // supported type, a registered resource is protected only once backed up
 // (start-backup-job by its ARN), and a plan's selection by tag assigns the
-// tagged one, not the other. The provider is a test's (registeredDirs):
-// the region has no EFS provider of its own yet.
+// tagged one, not the other.
 func TestRegisteredResourceThroughBackupAPI(t *testing.T) {
 	day0 := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	var clock atomic.Int64
 	clock.Store(day0.Add(30 * time.Minute).UnixNano())
-	dirs := &registeredDirs{}
 	r := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) {
-		c.BackupProviders = []backup.Provider{dirs}
 		c.BackupClock = func() time.Time { return time.Unix(0, clock.Load()) }
 		c.BackupSchedulerInterval = 50 * time.Millisecond
 	}})
-	dirs.bind(r.Resources)
-	withValidators(r)
 	aws := servertest.AWSCLI(t, r)
 	root := &creds{ak: servertest.AccessKey, sk: servertest.SecretKey}
 
