@@ -821,3 +821,12 @@ func (s *Service) canStream(ctx context.Context, p ContinuousProvider, account, 
 	res, err := p.Describe(ctx, account, arn)
 	return err == nil && p.Streams(ctx, res)
 }
+
+// DescribeWindows says, in words, which instants a continuous point can be
+// restored to.
+func DescribeWindows(ws []Window) string {
+	if len(ws) == 0 {
+		return "Continuous backup: not restorable yet (no base backup within the log's window)."
+	}
+	return "Continuous backup: restorable from " + describeWindows(ws) + "."
+}

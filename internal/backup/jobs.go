@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -827,7 +828,7 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 	}
 	j := &RestoreJob{
 		AccountID: account, JobID: strings.ToUpper(newUUID()), RecoveryPointARN: p.ARN, VaultName: p.VaultName,
-		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: in.Metadata,
+		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: withoutSecrets(in.Metadata),
 		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
 		CreatedResourceARN: target,
 	}
@@ -835,19 +836,20 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 		return nil, err
 	}
 	snapshot := *j
-	if !s.start(func(ctx context.Context) { s.runRestore(ctx, prov, j, p) }) {
+	md := maps.Clone(in.Metadata) // with its secrets, which the job's record leaves out
+	if !s.start(func(ctx context.Context) { s.runRestore(ctx, prov, j, p, md) }) {
 		return nil, vault.ErrClosed
 	}
 	return &snapshot, nil
 }
 
-func (s *Service) runRestore(ctx context.Context, prov Provider, j *RestoreJob, p *RecoveryPoint) {
+func (s *Service) runRestore(ctx context.Context, prov Provider, j *RestoreJob, p *RecoveryPoint, md map[string]string) {
 	j.Status = RestoreRunning
 	if err := s.saveRestore(ctx, j); err != nil {
 		s.log.Error("record restore job", "job", j.JobID, "err", err)
 		return
 	}
-	err := s.restorePoint(ctx, prov, j, p)
+	err := s.restorePoint(ctx, prov, j, p, md)
 	done := s.cat.clock()
 	j.CompletionDate = &done
 	if err != nil {
@@ -906,4 +908,17 @@ func readRecord[T any](ctx context.Context, cat *Catalog, space, account, id, no
 		return nil, err
 	}
 	return v, nil
+}
+
+// IsSecretMetadata reports whether a restore metadata key holds a secret
+// (a target database's password): it is given to the provider and never
+// stored with the job, nor shown.
+func IsSecretMetadata(k string) bool {
+	return strings.Contains(strings.ToLower(k), "password")
+}
+
+func withoutSecrets(md map[string]string) map[string]string {
+	out := maps.Clone(md)
+	maps.DeleteFunc(out, func(k, _ string) bool { return IsSecretMetadata(k) })
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -110,6 +111,8 @@ type Resources struct {
 	cat        *Catalog
 	aead       cipher.AEAD
 	validators map[string]Validator // by type
+	roots      []string
+	admin      func() string
 }
 
 // NewResources returns the registered resources of the catalog's region,
@@ -416,4 +419,65 @@ func (b RegisteredBase) List(ctx context.Context, account string) ([]*Resource, 
 // Registration returns the registration a run backs up.
 func (b RegisteredBase) Registration(ctx context.Context, run *BackupRun) (*Registered, error) {
 	return b.Resources.Get(ctx, run.Resource.Account, run.Resource.ARN)
+}
+
+// Host paths. A directory, an SQLite file and the target of a restore to
+// the server's filesystem (a directory, a file, a PostgreSQL data
+// directory) are paths on the machine Bulwark runs on, which Bulwark reads
+// and writes as its own user. Which ones an account may name is the
+// deployment's choice: with roots configured (serve --resource-root), any
+// account may name paths inside them and none outside; without, only the
+// deployment's admin account may name paths, anywhere.
+
+// SetPathPolicy sets the directories host paths must be inside (none: the
+// admin account only), and how to learn the admin account.
+func (rs *Resources) SetPathPolicy(roots []string, admin func() string) {
+	rs.roots, rs.admin = nil, admin
+	for _, r := range roots {
+		if abs, err := filepath.Abs(r); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				abs = real
+			}
+			rs.roots = append(rs.roots, filepath.Clean(abs))
+		}
+	}
+}
+
+// CheckPath refuses a host path account may not name (what says what it
+// is, for the message). The path must be absolute; its symbolic links are
+// resolved as far as it exists before it is compared with the roots.
+func (rs *Resources) CheckPath(account, what, path string) error {
+	if path == "" || !filepath.IsAbs(path) {
+		return errorf(ErrInvalidParameter, "%s %q is not an absolute path.", what, path)
+	}
+	if len(rs.roots) == 0 {
+		if rs.admin == nil || account != rs.admin() {
+			return errorf(ErrInvalidParameter, "%s %q: paths on the server are open to the deployment's admin account only, unless the server names directories for them with --resource-root.", what, path)
+		}
+		return nil
+	}
+	real := resolveExisting(filepath.Clean(path))
+	for _, root := range rs.roots {
+		if real == root || strings.HasPrefix(real, root+string(filepath.Separator)) {
+			return nil
+		}
+	}
+	return errorf(ErrInvalidParameter, "%s %q is outside the directories this server allows (--resource-root %s).", what, path, strings.Join(rs.roots, ", "))
+}
+
+// resolveExisting resolves the symbolic links of the longest part of path
+// that exists, and appends the rest.
+func resolveExisting(path string) string {
+	rest := ""
+	for p := path; ; {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return path
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }

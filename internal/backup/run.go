@@ -281,14 +281,14 @@ func (r *RestoreRun) count(ctx context.Context, add func()) error {
 
 // restorePoint has the point's provider restore it as the job's metadata
 // says.
-func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, rp *RecoveryPoint) error {
+func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, rp *RecoveryPoint, md map[string]string) error {
 	v, err := s.pointVault(ctx, rp)
 	if err != nil {
 		return fmt.Errorf("open vault %s: %w", rp.VaultName, err)
 	}
-	run := &RestoreRun{Account: j.AccountID, Point: rp, Metadata: j.Metadata, s: s, v: v, j: j, lastSave: time.Now()}
+	run := &RestoreRun{Account: j.AccountID, Point: rp, Metadata: md, s: s, v: v, j: j, lastSave: time.Now()}
 	if rp.IsContinuous() {
-		t, _, err := s.restoreTime(ctx, rp, j.Metadata)
+		t, _, err := s.restoreTime(ctx, rp, md)
 		if err != nil {
 			return err
 		}

@@ -76,6 +76,19 @@ var domainErrors = []struct {
 	{backup.ErrLimitExceeded, "LimitExceededException"},
 }
 
+// Exception returns the AWS Backup exception that answers an error of one
+// of the backup package's kinds (ResourceNotFoundException for
+// backup.ErrNotFound, ...); ok is false for an error of none. Bulwark's
+// admin API answers the backup package's errors with the same codes.
+func Exception(err error) (code string, ok bool) {
+	for _, d := range domainErrors {
+		if errors.Is(err, d.kind) {
+			return d.code, true
+		}
+	}
+	return "", false
+}
+
 // signatureErrors maps what the signature verifier reports.
 var signatureErrors = []struct {
 	err  error
@@ -118,10 +131,8 @@ func toAPIError(err error) *apiError {
 	}
 	var de *backup.Error
 	if errors.As(err, &de) {
-		for _, d := range domainErrors {
-			if errors.Is(err, d.kind) {
-				return &apiError{Code: d.code, Status: http.StatusBadRequest, Message: de.Message, ARN: de.ARN, err: err}
-			}
+		if code, ok := Exception(err); ok {
+			return &apiError{Code: code, Status: http.StatusBadRequest, Message: de.Message, ARN: de.ARN, err: err}
 		}
 	}
 	for _, s := range signatureErrors {

@@ -314,7 +314,16 @@ func describePoint(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.h.renderPoint(p), nil
+	out := c.h.renderPoint(p)
+	if p.IsContinuous() && out.StatusMessage == "" {
+		// AWS's shape has no field for the window; the message says it.
+		ws, err := c.h.jobs.RestorableWindows(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out.StatusMessage = backup.DescribeWindows(ws)
+	}
+	return out, nil
 }
 
 func restoreMetadata(ctx context.Context, c *call) (any, error) {

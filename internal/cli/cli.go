@@ -26,7 +26,10 @@ import (
 // Main is the bulwark command.
 type Main struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string
+	// Stdin is read by the commands that take a secret on it (resource
+	// add -password-stdin); nil reads nothing.
+	Stdin  io.Reader
+	Getenv func(string) string
 	// Ready, if set, is called with the running regions' endpoints once
 	// serve or up accepts requests (tests use it to find ports).
 	Ready func(endpoints map[string]string)
@@ -42,6 +45,7 @@ Commands:
   backup   see backup plans' next runs and last jobs, and the recovery points of each resource
   admin    create and list accounts (the deployment's admin only)
   scrub    check a region's stored data and repair what rotted (the admin only)
+  resource register databases and directories for backup, list and remove them
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -75,6 +79,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.admin(ctx, args[1:])
 	case "scrub":
 		err = m.scrub(ctx, args[1:])
+	case "resource":
+		err = m.resource(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":
@@ -133,7 +139,14 @@ type runFlags struct {
 	scrubRate                               *int64
 	readIdle, writeIdle                     *time.Duration
 	maxConns, maxPerIP                      *int
+	resourceRoots                           *pathList
 }
+
+// pathList is a flag that may be given several times.
+type pathList []string
+
+func (p *pathList) String() string     { return strings.Join(*p, ",") }
+func (p *pathList) Set(v string) error { *p = append(*p, v); return nil }
 
 // clients returns the limits on clients from the flags, where 0 turns a
 // limit off.
@@ -188,6 +201,11 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 			"open client connections per region (0: no cap)"),
 		maxPerIP: fs.Int("max-conns-per-client", httplimit.DefaultMaxConnsPerClient,
 			"open connections per region from one client IP address (0: no cap)"),
+		resourceRoots: func() *pathList {
+			p := &pathList{}
+			fs.Var(p, "resource-root", "a directory under which any account may register directories and SQLite files for backup and restore to the server's filesystem (repeatable; none: only the admin account may name server paths, anywhere)")
+			return p
+		}(),
 	}
 }
 

@@ -152,9 +152,16 @@ type apiError struct {
 	Status  int
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Arn names the resource that exists already (AlreadyExistsException).
+	Arn string `json:"arn"`
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+func (e *apiError) Error() string {
+	if e.Arn != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Arn)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
 
 // call sends a signed request to path (under the client's API) and
 // decodes a 2xx answer into out; it returns the answer's body as it came.

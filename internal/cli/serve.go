@@ -66,6 +66,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
 	cfg.ScrubInterval, cfg.ScrubRate = rf.scrub()
+	cfg.ResourceRoots = *rf.resourceRoots
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {
 			return err

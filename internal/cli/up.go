@@ -72,6 +72,7 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			Clients: rf.clients(), Disk: *rf.disk,
 		}
 		cfgs[i].ScrubInterval, cfgs[i].ScrubRate = rf.scrub()
+		cfgs[i].ResourceRoots = *rf.resourceRoots
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {

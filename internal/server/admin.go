@@ -69,6 +69,7 @@ func (r *Region) adminRoutes() []adminRoute {
 	routes = append(routes, r.copyRoutes()...)
 	routes = append(routes, r.metricsRoutes()...)
 	routes = append(routes, r.scrubRoutes()...)
+	routes = append(routes, r.resourcesRoutes()...)
 	return routes
 }
 

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
@@ -19,7 +21,8 @@ import (
 const adminActions = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[
   "s3:GetReplicationConfiguration","s3:PutReplicationConfiguration","s3:ListBucketVersions",
   "s3:CreateJob","s3:ListJobs","s3:DescribeJob",
-  "bulwark:GetMetrics","bulwark:ListAccounts","bulwark:CreateAccount","bulwark:StartScrub","bulwark:GetScrubStatus"],"Resource":"*"}]}`
+  "bulwark:GetMetrics","bulwark:ListAccounts","bulwark:CreateAccount","bulwark:StartScrub","bulwark:GetScrubStatus",
+  "bulwark:RegisterResource","bulwark:ListResources","bulwark:DescribeResource","bulwark:DeregisterResource"],"Resource":"*"}]}`
 
 // TestAdminAuthorizationMatrix sends every admin and peer API call as
 // every kind of principal and checks each answer: the admin API is
@@ -56,6 +59,10 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 	rootAdmin := newAdmin(t, r, rootA.ak, rootA.sk)
 	var job apiJob
 	rootAdmin.ok(http.MethodPost, "jobs", []byte(`{"bucket":"a-bucket"}`), &job)
+	r.Resources.SetValidator(backup.TypeEFS, dirValidator{})
+	res := registerDir(t, r, rootA, "a-dir", t.TempDir(), nil)
+	resPath := "v1/resources/" + url.PathEscape(res.ResourceArn)
+	missingRes := "v1/resources/" + url.PathEscape(backup.RDSARN("us-west-2", a, "nosuch"))
 
 	type call struct {
 		method, path, body string
@@ -83,6 +90,11 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		{"GET", "v1/scrub/copy?bucket=a-bucket&key=secret-key-name&versionId=x&etag=x&part=0", "", peers, nil},
 		{"GET", "v1/buckets/a-bucket", "", peers, nil},
 		{"GET", "v1/iam/snapshot", "", peers, nil},
+		// An account registers its own resources and sees only those.
+		{"POST", "v1/resources", `{"ResourceType":"EFS","Name":""}`, append(admins, "carol", "rootB"), nil}, // 400 once let in
+		{"GET", "v1/resources", "", append(admins, "carol", "rootB"), nil},
+		{"GET", resPath, "", admins, []string{"carol", "rootB"}},
+		{"DELETE", missingRes, "", admins, []string{"carol", "rootB"}}, // 404 once let in
 		{"POST", "v1/backup/copies/", `{}`, peers, nil},
 		{"POST", "v1/backup/copies/nosuch/missing", `[]`, peers, nil},
 		{"PUT", "v1/backup/copies/nosuch/chunks", ``, peers, nil},
@@ -119,6 +131,9 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				}
 				if allowed && cl.method == "GET" && cl.path == "v1/replication/jobs" && strings.Contains(string(raw), job.ID) != slices.Contains(admins, who) {
 					t.Errorf("job list: %s", raw)
+				}
+				if allowed && cl.method == "GET" && cl.path == "v1/resources" && strings.Contains(string(raw), res.ResourceArn) != slices.Contains(admins, who) {
+					t.Errorf("resource list: %s", raw)
 				}
 				if !allowed && strings.Contains(string(raw), "secret-key-name") {
 					t.Errorf("a refusal shows a key name: %s", raw)
@@ -158,6 +173,8 @@ func routeOf(path string) string {
 		return "/_bulwark/v1/replication/jobs/{id}/report"
 	case strings.HasPrefix(path, "v1/replication/jobs/"):
 		return "/_bulwark/v1/replication/jobs/{id}"
+	case strings.HasPrefix(path, "v1/resources/"):
+		return "/_bulwark/v1/resources/{arn...}"
 	case strings.HasPrefix(path, "v1/buckets/"):
 		return "/_bulwark/v1/buckets/{name}"
 	case path == "v1/backup/copies/":

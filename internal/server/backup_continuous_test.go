@@ -166,6 +166,12 @@ func TestBucketPointInTimeRestore(t *testing.T) {
 		t.Fatalf("no continuous lag in the metrics")
 	}
 
+	d, err := bc.DescribeRecoveryPoint(ctx, &awsbackup.DescribeRecoveryPointInput{BackupVaultName: aws.String("Default"), RecoveryPointArn: aws.String(pointARN)})
+	mustDo(t, err)
+	if !strings.HasPrefix(aws.ToString(d.StatusMessage), "Continuous backup: restorable from ") {
+		t.Fatalf("describe-recovery-point of a continuous point says %q", aws.ToString(d.StatusMessage))
+	}
+
 	restoreAt(bc, pointARN, "ledger-at-t")
 	if got := bucketState(c, "ledger-at-t"); !maps.Equal(got, atT) {
 		t.Fatalf("restored to T in us-west-2:\n%v\nwant\n%v", got, atT)

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backup/efs"
 	"github.com/bulwark/bulwark/internal/backup/rds"
 	"github.com/bulwark/bulwark/internal/iam"
 )
@@ -31,11 +33,22 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		return err
 	}
 	r.Resources = rs
+	rs.SetPathPolicy(r.cfg.ResourceRoots, func() string { return r.admin })
+	// The database engines keep a copy of a database (SQLite) or a
+	// restore's binary log files (MySQL) in the data directory, where the
+	// disk guard admits them, between the database and the vault.
+	scratch := filepath.Join(r.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return err
+	}
 	builtin := []backup.Provider{
 		backup.NewS3Provider(r.Store),
 		rds.New(rs, map[string]rds.Engine{
 			backup.EnginePostgres: rds.NewPostgres(rds.PostgresConfig{Dir: filepath.Join(r.cfg.DataDir, "rds", "postgres"), Logger: r.log}),
+			backup.EngineSQLite:   rds.NewSQLite(rds.SQLiteConfig{ScratchDir: scratch, Space: r.Disk}),
+			backup.EngineMySQL:    rds.NewMySQL(rs, rds.MySQLConfig{ScratchDir: scratch, Space: r.Disk}),
 		}),
+		efs.New(rs),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {

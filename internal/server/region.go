@@ -87,6 +87,10 @@ type Config struct {
 	// besides the region's buckets (always the first, type S3), one per
 	// type.
 	BackupProviders []backup.Provider
+	// ResourceRoots are the directories under which any account may
+	// register directories and SQLite files and restore to the server's
+	// filesystem; none keeps such paths to the admin account.
+	ResourceRoots []string
 	// Disk sets the free space the region keeps on its data directory's
 	// filesystem and its reserves for deletes on a full disk.
 	Disk DiskConfig

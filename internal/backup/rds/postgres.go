@@ -176,7 +176,7 @@ func connect(ctx context.Context, s pgSettings, password, database string) (*pgx
 	cfg.Config = *cc
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, connectError(s, database, false, err)
+		return nil, pgConnectError(s, database, false, err)
 	}
 	return c, nil
 }
@@ -189,14 +189,14 @@ func connectReplication(ctx context.Context, s pgSettings, password string) (*pg
 	}
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, connectError(s, "", true, err)
+		return nil, pgConnectError(s, "", true, err)
 	}
 	return c, nil
 }
 
-// connectError says why a connection failed in words an operator can act
+// pgConnectError says why a connection failed in words an operator can act
 // on, as a *backup.Error.
-func connectError(s pgSettings, database string, replication bool, err error) error {
+func pgConnectError(s pgSettings, database string, replication bool, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {

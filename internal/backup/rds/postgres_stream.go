@@ -136,7 +136,7 @@ func (pg *Postgres) streamOnce(ctx context.Context, s pgSettings, password, slot
 	cfg.RuntimeParams["application_name"] = slot
 	rc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return connectError(s, "", true, err)
+		return pgConnectError(s, "", true, err)
 	}
 	defer rc.Close(context.WithoutCancel(ctx))
 	sys, err := pglogrepl.IdentifySystem(ctx, rc)

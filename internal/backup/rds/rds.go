@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 
 	"github.com/bulwark/bulwark/internal/backup"
 )
@@ -72,6 +73,12 @@ func (p *Provider) Validate(ctx context.Context, reg *backup.Registered, passwor
 	if err != nil {
 		return err
 	}
+	// A relative path is the engine's to refuse, with its own words.
+	if path := reg.Settings[backup.SettingPath]; filepath.IsAbs(path) {
+		if err := p.Resources.CheckPath(reg.AccountID, "Path", path); err != nil {
+			return err
+		}
+	}
 	return e.Validate(ctx, reg, password)
 }
 
@@ -124,8 +131,19 @@ func (p *Provider) CheckRestore(ctx context.Context, account string, rp *backup.
 	if v, ok := md[MetaEngine]; ok && v != rp.ResourceMetadata[MetaEngine] {
 		return "", &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("The recovery point is of engine %s, not %s.", rp.ResourceMetadata[MetaEngine], v)}
 	}
+	for _, k := range hostPathKeys {
+		if v, ok := md[k]; ok && filepath.IsAbs(v) {
+			if err := p.Resources.CheckPath(account, k, v); err != nil {
+				return "", err
+			}
+		}
+	}
 	return e.CheckRestore(ctx, account, rp, md)
 }
+
+// hostPathKeys are the restore metadata keys that name a path on the
+// server: a restored SQLite file, a restored PostgreSQL data directory.
+var hostPathKeys = []string{"TargetPath", "DataDirectory"}
 
 func (p *Provider) Restore(ctx context.Context, run *backup.RestoreRun) error {
 	e, err := p.pointEngine(run.Point)
