@@ -118,7 +118,7 @@ func startWriter(t *testing.T, c *rds.TestCluster, batch int) *writer {
 			select {
 			case <-w.stop:
 				return
-			default:
+			case <-time.After(time.Millisecond):
 			}
 			_, err := conn.Exec(ctx, "INSERT INTO numbers (n, pad) SELECT g, repeat('p', 200) FROM generate_series($1::bigint, $2::bigint) g", next, next+int64(batch)-1)
 			if err != nil {
@@ -214,7 +214,7 @@ func TestPostgresSnapshotRestore(t *testing.T) {
 	t.Logf("restored %d numbered rows (%d committed before the backup began); first backup %d bytes, %d new", n, before, rp1.BackupSizeInBytes, rp1.BytesNew)
 
 	// A second backup of the cluster, a few rows on, stores little.
-	c.Exec(t, "INSERT INTO numbers (n) SELECT g FROM generate_series(1000001, 1000100) g")
+	c.Exec(t, "INSERT INTO numbers (n) SELECT g FROM generate_series(-100, -1) g")
 	j2 := startBackup(t, api, reg.ARN)
 	if j2.State != types.BackupJobStateCompleted {
 		t.Fatalf("second backup: %s %s", j2.State, aws.ToString(j2.StatusMessage))
