@@ -96,12 +96,15 @@ func waitFor(t *testing.T, d time.Duration, what string, done func() bool) {
 }
 
 // writer inserts numbered rows, batch at a time in one transaction each,
-// until stopped, and records the last number committed.
+// until stopped, and records the last number committed and when each
+// batch's commit returned.
 type writer struct {
 	committed atomic.Int64
 	stop      chan struct{}
 	done      sync.WaitGroup
 	err       error
+	mu        sync.Mutex
+	returned  []time.Time // of batch i: rows i*batch+1 .. (i+1)*batch
 }
 
 func startWriter(t *testing.T, c *rds.TestCluster, batch int) *writer {
@@ -125,6 +128,10 @@ func startWriter(t *testing.T, c *rds.TestCluster, batch int) *writer {
 				w.err = err
 				return
 			}
+			now := time.Now()
+			w.mu.Lock()
+			w.returned = append(w.returned, now)
+			w.mu.Unlock()
 			w.committed.Store(next + int64(batch) - 1)
 		}
 	}()
@@ -138,6 +145,19 @@ func (w *writer) Stop(t *testing.T) int64 {
 		t.Fatal(w.err)
 	}
 	return w.committed.Load()
+}
+
+// committedBefore is the last row whose commit returned before t.
+func (w *writer) committedBefore(t time.Time, batch int) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for i, at := range w.returned {
+		if at.Before(t) {
+			n = int64(i+1) * int64(batch)
+		}
+	}
+	return n
 }
 
 // checkPrefix checks that the numbers of a restored cluster are 1..N
@@ -380,57 +400,6 @@ func TestPostgresPassword(t *testing.T) {
 	}
 }
 
-// pitrWriter is a writer that records when each batch's commit returned.
-type pitrWriter struct {
-	*writer
-	mu       sync.Mutex
-	returned []time.Time // of batch i, rows i*batch+1 .. (i+1)*batch
-}
-
-func startPITRWriter(t *testing.T, c *rds.TestCluster, batch int) *pitrWriter {
-	pw := &pitrWriter{writer: &writer{stop: make(chan struct{})}}
-	conn := c.Conn(t)
-	if _, err := conn.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS numbers (n bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)"); err != nil {
-		t.Fatal(err)
-	}
-	pw.done.Add(1)
-	go func() {
-		defer pw.done.Done()
-		ctx := context.Background()
-		for next := int64(1); ; next += int64(batch) {
-			select {
-			case <-pw.stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			_, err := conn.Exec(ctx, "INSERT INTO numbers (n, pad) SELECT g, repeat('p', 100) FROM generate_series($1::bigint, $2::bigint) g", next, next+int64(batch)-1)
-			if err != nil {
-				pw.err = err
-				return
-			}
-			now := time.Now()
-			pw.mu.Lock()
-			pw.returned = append(pw.returned, now)
-			pw.mu.Unlock()
-			pw.committed.Store(next + int64(batch) - 1)
-		}
-	}()
-	return pw
-}
-
-// committedBefore is the last row whose commit returned before t.
-func (pw *pitrWriter) committedBefore(t time.Time, batch int) int64 {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	var n int64
-	for i, at := range pw.returned {
-		if at.Before(t) {
-			n = int64(i+1) * int64(batch)
-		}
-	}
-	return n
-}
-
 // waitWindow waits until the continuous point can be restored to t.
 func waitWindow(t *testing.T, r *servertest.Region, pointARN string, at time.Time) []backup.Window {
 	t.Helper()
@@ -469,7 +438,7 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 		}
 	}}
 	const batch = 5
-	w := startPITRWriter(t, c, batch)
+	w := startWriter(t, c, batch)
 	defer func() {
 		select {
 		case <-w.stop:
