@@ -395,9 +395,20 @@ func piecesFor(pieces []*Piece, st *streamState, t time.Time) ([]*Piece, error) 
 		return nil, fmt.Errorf("no base backup at or before %s", t.Format(time.RFC3339Nano))
 	}
 	out := []*Piece{base}
+	// The log from the last piece that ended before the base began: a
+	// source whose clock is behind Bulwark's may have put changes made
+	// after the base began into it.
+	var before *Piece
 	for _, p := range pieces {
-		if p.Kind != PieceLog || p.To.Before(base.From) || p.To.Before(win.Since) || p.From.After(win.Until) {
+		if p.Kind != PieceLog || p.To.Before(win.Since) || p.From.After(win.Until) {
 			continue
+		}
+		if p.To.Before(base.From) {
+			before = p
+			continue
+		}
+		if before != nil {
+			out, before = append(out, before), nil
 		}
 		out = append(out, p)
 		if !p.To.Before(t) {
@@ -729,10 +740,17 @@ func (s *Service) prunePieces(ctx context.Context, rp *RecoveryPoint, now time.T
 		return nil
 	}
 	anchor := pieces[keepFrom]
+	// Log pieces a restore from the anchor reads stay (piecesFor): those
+	// that end after it began, and the last one before.
+	lastBefore := -1
+	for i, p := range pieces[:keepFrom] {
+		if p.Kind == PieceLog && p.To.Before(anchor.From) {
+			lastBefore = i
+		}
+	}
 	var drop []*Piece
-	for _, p := range pieces[:keepFrom] {
-		// Log pieces a restore from the anchor reads stay.
-		if p.Kind == PieceLog && !p.To.Before(anchor.From) {
+	for i, p := range pieces[:keepFrom] {
+		if p.Kind == PieceLog && (!p.To.Before(anchor.From) || i == lastBefore) {
 			continue
 		}
 		drop = append(drop, p)

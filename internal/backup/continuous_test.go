@@ -39,7 +39,7 @@ func TestContinuousWindows(t *testing.T) {
 		{12, []string{"b1", "l0", "l2"}}, // the base's WAL may start in l0
 		{25, []string{"b1", "l0", "l2", "l3"}},
 		{30, []string{"b1", "l0", "l2", "l3"}},
-		{47, []string{"b6", "l7"}}, // l5 ends before the base began
+		{47, []string{"b6", "l5", "l7"}}, // l5, the last before the base began, too
 	} {
 		got, err := piecesFor(pieces, st, at(c.t))
 		if err != nil {
