@@ -105,10 +105,10 @@ func TestTieredPlan(t *testing.T) {
 	critical := []string{"--tag", "tier=critical"}
 	want := map[string]string{ // ARN → resource type
 		"arn:aws:s3:::assets": "S3",
-		add(append([]string{"--type", "RDS", "--engine", "postgres", "--name", "orders", "--host", "127.0.0.1", "--port", pg.PortString(), "--user", "postgres"}, critical...)...): "RDS",
+		add(append([]string{"--type", "RDS", "--engine", "postgres", "--name", "orders", "--host", "127.0.0.1", "--port", pg.PortString(), "--user", "postgres"}, critical...)...):     "RDS",
 		add(append([]string{"--type", "RDS", "--engine", "mariadb", "--name", "shop", "--host", "127.0.0.1", "--port", "3306", "--user", "root", "--database", shop}, critical...)...): "RDS",
-		add(append([]string{"--type", "RDS", "--engine", "sqlite", "--name", "appdb", "--path", appdb}, critical...)...):                                                                  "RDS",
-		add(append([]string{"--type", "EFS", "--name", "docs", "--path", docs}, critical...)...):                                                                                          "EFS",
+		add(append([]string{"--type", "RDS", "--engine", "sqlite", "--name", "appdb", "--path", appdb}, critical...)...):                                                               "RDS",
+		add(append([]string{"--type", "EFS", "--name", "docs", "--path", docs}, critical...)...):                                                                                       "EFS",
 	}
 	untagged := add("--type", "EFS", "--name", "scratch", "--path", scratch)
 	if len(want) != 5 || untagged == "" {
