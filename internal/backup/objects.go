@@ -37,14 +37,33 @@ func (s *Service) OpenBackedUpObject(ctx context.Context, account, bucketARN, ke
 		if err != nil {
 			return nil, "", fmt.Errorf("recovery point %s: %w", p.ARN, err)
 		}
-		var ref vault.ObjectRef
-		err = v.Entries(ctx, p.PointID, func(e vault.Entry, r vault.ObjectRef) error {
-			if e.Key == key && e.VersionID == versionID && e.ETag == etag {
-				ref = r
-				return errFound
+		// A continuous point's versions are in its pieces, newest first.
+		ids := []string{p.PointID}
+		if p.IsContinuous() {
+			pieces, _, err := s.pieces(ctx, p)
+			if err != nil {
+				return nil, "", fmt.Errorf("recovery point %s: %w", p.ARN, err)
 			}
-			return nil
-		})
+			ids = ids[:0]
+			for i := len(pieces) - 1; i >= 0; i-- {
+				if pieces[i].PointID != "" {
+					ids = append(ids, pieces[i].PointID)
+				}
+			}
+		}
+		var ref vault.ObjectRef
+		for _, id := range ids {
+			err = v.Entries(ctx, id, func(e vault.Entry, r vault.ObjectRef) error {
+				if e.Key == key && e.VersionID == versionID && e.ETag == etag && e.Kind != logLost && e.Kind != logDeleteMarker && e.Kind != logDeleteVersion {
+					ref = r
+					return errFound
+				}
+				return nil
+			})
+			if err != nil {
+				break
+			}
+		}
 		switch {
 		case errors.Is(err, errFound):
 			rc, err := v.Open(ctx, ref)

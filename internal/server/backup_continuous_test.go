@@ -85,6 +85,9 @@ func TestBucketPointInTimeRestore(t *testing.T) {
 	}
 
 	// Before T: overwrites, new keys, a delete marker.
+	logged, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("rows/11"), Body: strings.NewReader("row 11")})
+	mustDo(t, err)
+	state["rows/11"] = "row 11"
 	put("rows/03", "row 3, second version")
 	put("rows/10", "row 10")
 	_, err = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("rows/07")})
@@ -173,6 +176,21 @@ func TestBucketPointInTimeRestore(t *testing.T) {
 	}
 
 	restoreAt(bc, pointARN, "ledger-at-t")
+
+	// A version the log holds can heal its damaged copy (scrub), even
+	// after it was deleted at the source.
+	waitFor(t, "the version in the log", func() bool {
+		rc, from, err := west.Jobs.OpenBackedUpObject(ctx, servertest.AccountID, "arn:aws:s3:::"+bucket, "rows/11", aws.ToString(logged.VersionId), strings.Trim(aws.ToString(logged.ETag), `"`))
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(body) != "row 11" || from != pointARN {
+			t.Fatalf("backed-up version from %s: %q", from, body)
+		}
+		return true
+	})
 	if got := bucketState(c, "ledger-at-t"); !maps.Equal(got, atT) {
 		t.Fatalf("restored to T in us-west-2:\n%v\nwant\n%v", got, atT)
 	}
