@@ -219,6 +219,9 @@ func (r *StreamRun) Gap(ctx context.Context, reason string) error {
 	defer r.mu.Unlock()
 	r.s.log.Warn("continuous backup: changes lost, the restorable window restarts", "point", r.Point.ARN, "reason", reason)
 	return r.s.cat.update(ctx, func(tx meta.Tx) error {
+		if tx.Get(spacePoints, key(r.Point.AccountID, r.Point.VaultName, r.Point.PointID)) == nil {
+			return errorf(ErrNotFound, "Recovery point %s was deleted.", r.Point.ARN)
+		}
 		st, err := loadStream(tx, r.Point)
 		if err != nil {
 			return err
@@ -248,6 +251,11 @@ func (st *streamState) lastUntil() time.Time {
 func (s *Service) advance(ctx context.Context, rp *RecoveryPoint, last *streamState, piece *Piece, to time.Time, cursor []byte) error {
 	to = to.UTC()
 	return s.cat.update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
+		if tx.Get(spacePoints, key(rp.AccountID, rp.VaultName, rp.PointID)) == nil {
+			// Deleted while the piece was written: it is garbage for
+			// the vault's collection.
+			return errorf(ErrNotFound, "Recovery point %s was deleted.", rp.ARN)
+		}
 		st, err := loadStream(tx, rp)
 		if err != nil {
 			return err
@@ -600,17 +608,20 @@ func (s *Service) ensureStream(rp *RecoveryPoint) {
 	if _, ok := s.streams.running[rp.ARN]; ok {
 		return
 	}
-	started := s.start(func(ctx context.Context) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	if !s.start(func(context.Context) {
 		defer func() {
+			cancel()
 			s.streams.mu.Lock()
 			delete(s.streams.running, rp.ARN)
 			s.streams.mu.Unlock()
 		}()
 		s.runStream(ctx, cp, rp)
-	})
-	if started {
-		s.streams.running[rp.ARN] = func() {}
+	}) {
+		cancel()
+		return
 	}
+	s.streams.running[rp.ARN] = cancel
 }
 
 // stopStream stops a continuous point's stream (its point is deleted).
@@ -626,11 +637,6 @@ func (s *Service) stopStream(arn string) {
 // runStream calls the provider's Stream until the service closes or the
 // point goes, pausing after each failure.
 func (s *Service) runStream(ctx context.Context, p ContinuousProvider, rp *RecoveryPoint) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s.streams.mu.Lock()
-	s.streams.running[rp.ARN] = cancel
-	s.streams.mu.Unlock()
 	pause := time.Second
 	for ctx.Err() == nil {
 		cur, err := s.findPoint(ctx, rp.AccountID, rp.ARN)
