@@ -58,19 +58,7 @@ func BenchmarkPostgresWALLag(b *testing.B) {
 		b.Fatal(err)
 	}
 	api := backupClient(r, servertest.AccessKey, servertest.SecretKey)
-	plan, err := api.CreateBackupPlan(ctx, &awsbackup.CreateBackupPlanInput{BackupPlan: &types.BackupPlanInput{
-		BackupPlanName: aws.String("lag"),
-		Rules: []types.BackupRuleInput{{RuleName: aws.String("lag"), TargetBackupVaultName: aws.String("Default"),
-			ScheduleExpression: aws.String("cron(0 2 * * ? *)"), EnableContinuousBackup: aws.Bool(true),
-			Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}}},
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := api.CreateBackupSelection(ctx, &awsbackup.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId,
-		BackupSelection: &types.BackupSelection{SelectionName: aws.String("lag"), IamRoleArn: role, Resources: []string{reg.ARN}}}); err != nil {
-		b.Fatal(err)
-	}
+	createContinuousPlan(b, api, "lag", "cron(0 2 * * ? *)", reg.ARN)
 	clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano())
 	var pointARN string
 	benchWait(b, 5*time.Minute, "the base", func() bool {
