@@ -173,6 +173,13 @@ type RestoreJob struct {
 	ObjectsRestored    int64
 	ObjectsSkipped     int64
 	CreatedResourceARN string `json:",omitempty"`
+	// RestoreTestingPlanARN names the restore testing plan that started
+	// the job; the validation and deletion statuses are restore testing's.
+	RestoreTestingPlanARN   string `json:",omitempty"`
+	ValidationStatus        string `json:",omitempty"`
+	ValidationStatusMessage string `json:",omitempty"`
+	DeletionStatus          string `json:",omitempty"`
+	DeletionStatusMessage   string `json:",omitempty"`
 }
 
 // ServiceConfig configures a Service.
