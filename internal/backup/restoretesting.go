@@ -151,7 +151,7 @@ type RestoreTestingSelectionUpdate struct {
 	ValidationWindowHours       *int64
 }
 
-// RestoreTestingPlanARN returns the ARN of a restore testing plan:
+// newRestoreTestingPlanARN returns the ARN of a new restore testing plan:
 // its name and a random suffix, as AWS makes it, so that a plan deleted
 // and made again under the same name is another resource.
 func (c *Catalog) newRestoreTestingPlanARN(account, name string) string {
@@ -252,10 +252,23 @@ func (s *RecoveryPointSelection) MatchesVault(vaultARN string) bool {
 	return in && !slices.ContainsFunc(s.ExcludeVaults, func(p string) bool { return wildcardMatch(p, vaultARN) })
 }
 
-// CreateRestoreTestingPlan validates and stores a new plan. A retry with
-// the CreatorRequestId and the plan of an earlier call answers that call's
-// plan; the same CreatorRequestId with another plan is AlreadyExists.
-func (c *Catalog) CreateRestoreTestingPlan(ctx context.Context, account string, in RestoreTestingPlanInput, creatorRequestID string) (*RestoreTestingPlan, error) {
+// CreateRestoreTestingPlanInput describes a restore testing plan to
+// create.
+type CreateRestoreTestingPlanInput struct {
+	Plan             RestoreTestingPlanInput
+	Tags             map[string]string
+	CreatorRequestID string
+}
+
+// CreateRestoreTestingPlan validates and stores a new plan with its tags.
+// A retry with the CreatorRequestId and the plan of an earlier call
+// answers that call's plan; the same CreatorRequestId with another plan
+// is AlreadyExists.
+func (c *Catalog) CreateRestoreTestingPlan(ctx context.Context, account string, cin CreateRestoreTestingPlanInput) (*RestoreTestingPlan, error) {
+	in, creatorRequestID := cin.Plan, cin.CreatorRequestID
+	if err := validateTags(cin.Tags); err != nil {
+		return nil, err
+	}
 	if err := validateRestoreTestingName("RestoreTestingPlanName", in.RestoreTestingPlanName); err != nil {
 		return nil, err
 	}
@@ -315,6 +328,11 @@ func (c *Catalog) CreateRestoreTestingPlan(ctx context.Context, account string, 
 			return errorf(ErrLimitExceeded, "The number of restore testing plans in the account would exceed %d.", MaxRestoreTestingPlans)
 		}
 		out = p
+		if len(cin.Tags) > 0 {
+			if err := putJSON(tx, spaceTags, []byte(p.RestoreTestingPlanArn), cin.Tags); err != nil {
+				return err
+			}
+		}
 		return putJSON(tx, spaceRTPlans, key(account, p.RestoreTestingPlanName), p)
 	})
 	if err != nil {
@@ -718,4 +736,15 @@ func (s *Service) PutRestoreValidationResult(ctx context.Context, account, jobID
 		j.ValidationStatus, j.ValidationStatusMessage = status, message
 		return putJSON(tx, spaceRestoreJobs, key(account, jobID), j)
 	})
+}
+
+// restoreTestingPlanOfARN finds the plan an ARN's last part (NAME-UUID)
+// names.
+func restoreTestingPlanOfARN(tx meta.Tx, account, arn, last string) bool {
+	const suffix = 37 // "-" and a UUID
+	if len(last) <= suffix {
+		return false
+	}
+	p, err := getRTPlan(tx, account, last[:len(last)-suffix])
+	return err == nil && p.RestoreTestingPlanArn == arn
 }

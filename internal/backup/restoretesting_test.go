@@ -15,7 +15,7 @@ func rtPlanInput() RestoreTestingPlanInput {
 
 func TestRestoreTestingPlanCatalog(t *testing.T) {
 	c := newCatalog(t)
-	p, err := c.CreateRestoreTestingPlan(ctx, acct, rtPlanInput(), "req-1")
+	p, err := c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: rtPlanInput(), CreatorRequestID: "req-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,18 +27,18 @@ func TestRestoreTestingPlanCatalog(t *testing.T) {
 		t.Fatalf("defaults: %+v", p)
 	}
 	// A retry answers the first plan; another plan under the token does not.
-	again, err := c.CreateRestoreTestingPlan(ctx, acct, rtPlanInput(), "req-1")
+	again, err := c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: rtPlanInput(), CreatorRequestID: "req-1"})
 	if err != nil || again.RestoreTestingPlanArn != p.RestoreTestingPlanArn {
 		t.Fatalf("retry: %+v, %v", again, err)
 	}
 	in := rtPlanInput()
 	in.RestoreTestingPlanName = "other"
-	_, err = c.CreateRestoreTestingPlan(ctx, acct, in, "req-1")
+	_, err = c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: in, CreatorRequestID: "req-1"})
 	wantKind(t, err, ErrAlreadyExists)
-	_, err = c.CreateRestoreTestingPlan(ctx, acct, rtPlanInput(), "")
+	_, err = c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: rtPlanInput()})
 	wantKind(t, err, ErrAlreadyExists)
 	// Another account has its own names.
-	if _, err := c.CreateRestoreTestingPlan(ctx, other, rtPlanInput(), ""); err != nil {
+	if _, err := c.CreateRestoreTestingPlan(ctx, other, CreateRestoreTestingPlanInput{Plan: rtPlanInput()}); err != nil {
 		t.Fatal(err)
 	}
 	if ps, err := c.ListRestoreTestingPlans(ctx, acct); err != nil || len(ps) != 1 {
@@ -92,11 +92,11 @@ func TestRestoreTestingValidation(t *testing.T) {
 	} {
 		in := rtPlanInput()
 		c2.edit(&in)
-		if _, err := c.CreateRestoreTestingPlan(ctx, acct, in, ""); !errorsIs(err, c2.kind) {
+		if _, err := c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: in}); !errorsIs(err, c2.kind) {
 			t.Errorf("%s: got %v, want %v", name, err, c2.kind)
 		}
 	}
-	if _, err := c.CreateRestoreTestingPlan(ctx, acct, rtPlanInput(), ""); err != nil {
+	if _, err := c.CreateRestoreTestingPlan(ctx, acct, CreateRestoreTestingPlanInput{Plan: rtPlanInput()}); err != nil {
 		t.Fatal(err)
 	}
 	role := "arn:aws:iam::" + acct + ":role/r"
