@@ -259,3 +259,52 @@ func TestCLIRestoreValidationResult(t *testing.T) {
 		t.Fatalf("by another resource: %v", l)
 	}
 }
+
+// TestSDKRestoreTesting reads the plans and selections through
+// aws-sdk-go-v2, which decodes the answers by the model.
+func TestSDKRestoreTesting(t *testing.T) {
+	e := newEnv(t)
+	c := e.sdk(rootAccess, rootSecret)
+	created, err := c.CreateRestoreTestingPlan(ctx, &awsbackup.CreateRestoreTestingPlanInput{RestoreTestingPlan: &types.RestoreTestingPlanForCreate{
+		RestoreTestingPlanName: aws.String("sdk_plan"), ScheduleExpression: aws.String("rate(1 day)"),
+		RecoveryPointSelection: &types.RestoreTestingRecoveryPointSelection{Algorithm: types.RestoreTestingRecoveryPointSelectionAlgorithmRandomWithinWindow,
+			IncludeVaults: []string{"*"}, RecoveryPointTypes: []types.RestoreTestingRecoveryPointType{types.RestoreTestingRecoveryPointTypeSnapshot}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.CreationTime == nil || time.Since(*created.CreationTime) > time.Minute {
+		t.Fatalf("create: %+v", created)
+	}
+	got, err := c.GetRestoreTestingPlan(ctx, &awsbackup.GetRestoreTestingPlanInput{RestoreTestingPlanName: aws.String("sdk_plan")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.RestoreTestingPlan
+	if aws.ToString(p.RestoreTestingPlanArn) != aws.ToString(created.RestoreTestingPlanArn) || p.RecoveryPointSelection.SelectionWindowDays != 30 ||
+		p.StartWindowHours != 24 || p.RecoveryPointSelection.Algorithm != types.RestoreTestingRecoveryPointSelectionAlgorithmRandomWithinWindow {
+		t.Fatalf("get: %+v %+v", p, p.RecoveryPointSelection)
+	}
+	if _, err := c.CreateRestoreTestingSelection(ctx, &awsbackup.CreateRestoreTestingSelectionInput{RestoreTestingPlanName: aws.String("sdk_plan"),
+		RestoreTestingSelection: &types.RestoreTestingSelectionForCreate{RestoreTestingSelectionName: aws.String("sel"), ProtectedResourceType: aws.String("S3"),
+			ProtectedResourceArns: []string{"arn:aws:s3:::b"}, IamRoleArn: aws.String("arn:aws:iam::" + account + ":role/r")}}); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := c.ListRestoreTestingSelections(ctx, &awsbackup.ListRestoreTestingSelectionsInput{RestoreTestingPlanName: aws.String("sdk_plan"), MaxResults: aws.Int32(1)})
+	if err != nil || len(ls.RestoreTestingSelections) != 1 || aws.ToString(ls.RestoreTestingSelections[0].RestoreTestingSelectionName) != "sel" {
+		t.Fatalf("list selections: %+v, %v", ls, err)
+	}
+	_, err = c.DeleteRestoreTestingPlan(ctx, &awsbackup.DeleteRestoreTestingPlanInput{RestoreTestingPlanName: aws.String("sdk_plan")})
+	wantCode(t, err, "InvalidRequestException", 400)
+	if _, err := c.DeleteRestoreTestingSelection(ctx, &awsbackup.DeleteRestoreTestingSelectionInput{RestoreTestingPlanName: aws.String("sdk_plan"), RestoreTestingSelectionName: aws.String("sel")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteRestoreTestingPlan(ctx, &awsbackup.DeleteRestoreTestingPlanInput{RestoreTestingPlanName: aws.String("sdk_plan")}); err != nil {
+		t.Fatal(err)
+	}
+	// Without a job service, the operations on jobs are not served.
+	_, err = c.PutRestoreValidationResult(ctx, &awsbackup.PutRestoreValidationResultInput{RestoreJobId: aws.String("X"), ValidationStatus: types.RestoreValidationStatusSuccessful})
+	if code, _ := apiCode(err); code == "" {
+		t.Fatalf("validation result without a job service: %v", err)
+	}
+}
