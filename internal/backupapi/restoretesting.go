@@ -344,7 +344,11 @@ func deleteRTSelection(ctx context.Context, c *call) (any, error) {
 func rtInferredMetadata(ctx context.Context, c *call) (any, error) {
 	q := c.r.URL.Query()
 	arn, vault := q.Get("RecoveryPointArn"), q.Get("BackupVaultName")
-	if err := c.authorize(ctx, arn); err != nil {
+	resource := arn
+	if resource == "" {
+		resource = "*"
+	}
+	if err := c.authorize(ctx, resource); err != nil {
 		return nil, err
 	}
 	switch {
