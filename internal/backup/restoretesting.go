@@ -748,3 +748,43 @@ func restoreTestingPlanOfARN(tx meta.Tx, account, arn, last string) bool {
 	p, err := getRTPlan(tx, account, last[:len(last)-suffix])
 	return err == nil && p.RestoreTestingPlanArn == arn
 }
+
+// ChoosePoint picks the recovery point a restore test of one resource
+// restores, among that resource's points: a completed point of a vault
+// the selection takes, of a type it lists, created within the last
+// SelectionWindowDays before now; the newest (LATEST_WITHIN_WINDOW) or
+// one drawn by pick, which returns a number in [0, n)
+// (RANDOM_WITHIN_WINDOW). It returns nil when no point qualifies.
+func (s *RecoveryPointSelection) ChoosePoint(points []*RecoveryPoint, now time.Time, pick func(n int) int) *RecoveryPoint {
+	days := int64(defaultSelectionWindowDays)
+	if s.SelectionWindowDays != nil {
+		days = *s.SelectionWindowDays
+	}
+	since := now.Add(-time.Duration(days) * 24 * time.Hour)
+	var in []*RecoveryPoint
+	for _, p := range points {
+		typ := RecoveryPointTypeSnapshot
+		if p.IsContinuous() {
+			typ = RecoveryPointTypeContinuous
+		}
+		if p.Status == PointCompleted && slices.Contains(s.RecoveryPointTypes, typ) && s.MatchesVault(p.VaultARN) &&
+			!p.CreationDate.Before(since) && !p.CreationDate.After(now) {
+			in = append(in, p)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	// Newest first, and a stable order for the draw whatever order the
+	// points came in.
+	sort.Slice(in, func(i, j int) bool {
+		if !in[i].CreationDate.Equal(in[j].CreationDate) {
+			return in[i].CreationDate.After(in[j].CreationDate)
+		}
+		return in[i].ARN < in[j].ARN
+	})
+	if s.Algorithm == AlgorithmRandomWithinWindow {
+		return in[pick(len(in))]
+	}
+	return in[0]
+}

@@ -3,6 +3,7 @@ package backup
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func rtPlanInput() RestoreTestingPlanInput {
@@ -125,5 +126,41 @@ func TestRestoreTestingValidation(t *testing.T) {
 	rp := RecoveryPointSelection{IncludeVaults: []string{"arn:aws:backup:*:*:backup-vault:prod-*"}, ExcludeVaults: []string{"arn:aws:backup:*:*:backup-vault:prod-old"}}
 	if !rp.MatchesVault("arn:aws:backup:us-east-1:"+acct+":backup-vault:prod-a") || rp.MatchesVault("arn:aws:backup:us-east-1:"+acct+":backup-vault:prod-old") {
 		t.Fatal("vault selection")
+	}
+}
+
+func TestChoosePoint(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	vault := func(name string) string { return "arn:aws:backup:us-east-1:" + acct + ":backup-vault:" + name }
+	pt := func(id, v string, ageDays int, status string) *RecoveryPoint {
+		return &RecoveryPoint{ARN: id, PointID: id, VaultARN: vault(v), Status: status, CreationDate: now.Add(-time.Duration(ageDays) * 24 * time.Hour)}
+	}
+	points := []*RecoveryPoint{
+		pt("old", "Default", 10, PointCompleted),
+		pt("mid", "Default", 3, PointCompleted),
+		pt("new-partial", "Default", 1, PointPartial),
+		pt("new-excluded", "scratch", 0, PointCompleted),
+		{ARN: "cont", PointID: ContinuousPrefix + "x", VaultARN: vault("Default"), Status: PointCompleted, CreationDate: now.Add(-time.Hour)},
+	}
+	days := int64(7)
+	s := RecoveryPointSelection{Algorithm: AlgorithmLatestWithinWindow, IncludeVaults: []string{"*"}, ExcludeVaults: []string{vault("scratch")},
+		RecoveryPointTypes: []string{RecoveryPointTypeSnapshot}, SelectionWindowDays: &days}
+	never := func(int) int { t.Fatal("drawn for LATEST_WITHIN_WINDOW"); return 0 }
+	if p := s.ChoosePoint(points, now, never); p == nil || p.ARN != "mid" {
+		t.Fatalf("latest snapshot: %+v", p)
+	}
+	s.RecoveryPointTypes = []string{RecoveryPointTypeSnapshot, RecoveryPointTypeContinuous}
+	if p := s.ChoosePoint(points, now, never); p == nil || p.ARN != "cont" {
+		t.Fatalf("latest of both types: %+v", p)
+	}
+	s.Algorithm = AlgorithmRandomWithinWindow
+	var drawn int
+	if p := s.ChoosePoint(points, now, func(n int) int { drawn = n; return n - 1 }); drawn != 2 || p == nil || p.ARN != "mid" {
+		t.Fatalf("random: drew among %d, got %+v", drawn, p)
+	}
+	days = 1
+	s.RecoveryPointTypes = []string{RecoveryPointTypeSnapshot}
+	if p := s.ChoosePoint(points, now, func(int) int { return 0 }); p != nil {
+		t.Fatalf("nothing within a day: %+v", p)
 	}
 }
