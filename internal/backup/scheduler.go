@@ -254,6 +254,12 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if err := s.checkCompletion(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.runRestoreTests(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("restore tests: %w", err))
+	}
+	if err := s.jobs.deleteRestoreTests(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	// Lifecycle runs on the same clock: expired recovery points go, those
 	// due for cold storage move.
 	if _, err := s.jobs.ExpirePoints(ctx, now); err != nil {
