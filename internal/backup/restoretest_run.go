@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"strings"
@@ -172,7 +173,13 @@ func (s *Scheduler) startRestoreTests(ctx context.Context, account string, p *Re
 				errs = append(errs, err)
 				continue
 			}
-			pt := p.RecoveryPointSelection.ChoosePoint(points, due, rand.IntN)
+			token := p.RestoreTestingPlanArn + "/" + due.UTC().Format(time.RFC3339) + "/" + res.ARN
+			// The draw is seeded by the run, so that a pass repeated after a
+			// crash chooses the point the first chose, and its job is found
+			// by its token.
+			h := fnv.New64a()
+			h.Write([]byte(token))
+			pt := p.RecoveryPointSelection.ChoosePoint(points, due, rand.New(rand.NewPCG(h.Sum64(), 0)).IntN)
 			if pt == nil {
 				continue
 			}
@@ -188,7 +195,7 @@ func (s *Scheduler) startRestoreTests(ctx context.Context, account string, p *Re
 			}
 			_, err = s.jobs.StartRestoreJob(ctx, account, StartRestoreJobInput{
 				RecoveryPointARN: pt.ARN, IAMRoleARN: sel.IamRoleArn, Metadata: md,
-				IdempotencyToken:      p.RestoreTestingPlanArn + "/" + due.UTC().Format(time.RFC3339) + "/" + res.ARN,
+				IdempotencyToken:      token,
 				RestoreTestingPlanARN: p.RestoreTestingPlanArn, ValidationWindowHours: window,
 			})
 			var be *Error
