@@ -61,7 +61,7 @@ const restoreTestState = "restore-test"
 // newest due time of a plan runs, and only within its start window: a test
 // of the past is not worth restoring after a downtime.
 func (s *Scheduler) runRestoreTests(ctx context.Context, now time.Time) error {
-	accounts, err := s.cat.restoreTestingAccounts(ctx)
+	accounts, err := s.cat.accountsIn(ctx, spaceRTPlans)
 	if err != nil {
 		return err
 	}
@@ -124,23 +124,6 @@ func (s *Scheduler) restoreTestDue(ctx context.Context, account string, p *Resto
 		from = last
 	}
 	return last, !last.IsZero(), nil
-}
-
-// restoreTestingAccounts lists the accounts that have restore testing
-// plans.
-func (c *Catalog) restoreTestingAccounts(ctx context.Context) ([]string, error) {
-	var out []string
-	err := c.view(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spaceRTPlans)
-		for k, _ := it.Seek(nil); k != nil; k, _ = it.Next() {
-			a, _, _ := strings.Cut(string(k), "/")
-			if len(out) == 0 || out[len(out)-1] != a {
-				out = append(out, a)
-			}
-		}
-		return nil
-	})
-	return out, err
 }
 
 // startRestoreTests starts, for each selection of the plan, a restore test

@@ -273,9 +273,15 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 
 // planAccounts lists the accounts that have backup plans, deleted or not.
 func (c *Catalog) planAccounts(ctx context.Context) ([]string, error) {
+	return c.accountsIn(ctx, spacePlans)
+}
+
+// accountsIn lists the accounts of the keys of a keyspace whose keys
+// start with account/.
+func (c *Catalog) accountsIn(ctx context.Context, space string) ([]string, error) {
 	var out []string
 	err := c.view(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spacePlans)
+		it := tx.Iter(space)
 		for k, _ := it.Seek(nil); k != nil; k, _ = it.Next() {
 			a, _, _ := strings.Cut(string(k), "/")
 			if len(out) == 0 || out[len(out)-1] != a {
