@@ -64,8 +64,10 @@ type SchedulerConfig struct {
 // Each pass starts the jobs whose scheduled time has come, records as
 // EXPIRED the runs whose start window passed while no scheduler ran (the
 // catch-up after a downtime), and looks for jobs past their completion
-// window. What a rule has evaluated is kept in the store, so a pass
-// repeated after a crash starts nothing twice.
+// window. It runs the restore testing plans the same way, and deletes
+// the targets of restore tests whose validation window has passed
+// (restoretest_run.go). What a rule has evaluated is kept in the store, so
+// a pass repeated after a crash starts nothing twice.
 type Scheduler struct {
 	jobs       *Service
 	cat        *Catalog
