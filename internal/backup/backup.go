@@ -1,6 +1,7 @@
 // Package backup is the AWS Backup catalog of a region: backup vaults,
-// backup plans with their versions, resource selections and the tags on
-// vaults and plans, kept in the metadata store per account.
+// backup plans with their versions, resource selections, restore testing
+// plans and selections, and the tags on vaults and plans, kept in the
+// metadata store per account.
 //
 // The catalog validates what AWS Backup validates (names, schedules,
 // windows, lifecycles) so that a plan it accepts is one the scheduler can

@@ -173,6 +173,16 @@ type RestoreJob struct {
 	ObjectsRestored    int64
 	ObjectsSkipped     int64
 	CreatedResourceARN string `json:",omitempty"`
+	// RestoreTestingPlanARN names the restore testing plan that started
+	// the job; the validation and deletion statuses are restore testing's.
+	RestoreTestingPlanARN   string `json:",omitempty"`
+	ValidationStatus        string `json:",omitempty"`
+	ValidationStatusMessage string `json:",omitempty"`
+	DeletionStatus          string `json:",omitempty"`
+	DeletionStatusMessage   string `json:",omitempty"`
+	// ValidationWindowHours is how long a restore test's target stays
+	// after the restore ends.
+	ValidationWindowHours int64 `json:",omitempty"`
 }
 
 // ServiceConfig configures a Service.
@@ -779,6 +789,10 @@ type StartRestoreJobInput struct {
 	IdempotencyToken string
 	Metadata         map[string]string
 	ResourceType     string
+	// Restore testing's: the plan that starts the job, and how long the
+	// restored target stays for validation before it is deleted.
+	RestoreTestingPlanARN string
+	ValidationWindowHours int64
 }
 
 // StartRestoreJob records a restore job and starts it.
@@ -830,7 +844,7 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 		AccountID: account, JobID: strings.ToUpper(newUUID()), RecoveryPointARN: p.ARN, VaultName: p.VaultName,
 		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: withoutSecrets(in.Metadata),
 		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
-		CreatedResourceARN: target,
+		CreatedResourceARN: target, RestoreTestingPlanARN: in.RestoreTestingPlanARN, ValidationWindowHours: in.ValidationWindowHours,
 	}
 	if err := s.saveRestore(ctx, j); err != nil {
 		return nil, err

@@ -310,6 +310,9 @@ func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, r
 	err = p.Restore(ctx, run)
 	run.mu.Lock() // the provider's goroutines are done; this orders their counts before the caller's read
 	run.mu.Unlock()
+	if err == nil && j.RestoreTestingPlanARN != "" {
+		s.validateRestoreTest(ctx, p, run)
+	}
 	return err
 }
 

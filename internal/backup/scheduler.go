@@ -64,8 +64,10 @@ type SchedulerConfig struct {
 // Each pass starts the jobs whose scheduled time has come, records as
 // EXPIRED the runs whose start window passed while no scheduler ran (the
 // catch-up after a downtime), and looks for jobs past their completion
-// window. What a rule has evaluated is kept in the store, so a pass
-// repeated after a crash starts nothing twice.
+// window. It runs the restore testing plans the same way, and deletes
+// the targets of restore tests whose validation window has passed
+// (restoretest_run.go). What a rule has evaluated is kept in the store, so
+// a pass repeated after a crash starts nothing twice.
 type Scheduler struct {
 	jobs       *Service
 	cat        *Catalog
@@ -254,6 +256,12 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	if err := s.checkCompletion(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.runRestoreTests(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("restore tests: %w", err))
+	}
+	if err := s.jobs.deleteRestoreTests(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	// Lifecycle runs on the same clock: expired recovery points go, those
 	// due for cold storage move.
 	if _, err := s.jobs.ExpirePoints(ctx, now); err != nil {
@@ -267,9 +275,15 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 
 // planAccounts lists the accounts that have backup plans, deleted or not.
 func (c *Catalog) planAccounts(ctx context.Context) ([]string, error) {
+	return c.accountsIn(ctx, spacePlans)
+}
+
+// accountsIn lists the accounts of the keys of a keyspace whose keys
+// start with account/.
+func (c *Catalog) accountsIn(ctx context.Context, space string) ([]string, error) {
 	var out []string
 	err := c.view(ctx, func(tx meta.Tx) error {
-		it := tx.Iter(spacePlans)
+		it := tx.Iter(space)
 		for k, _ := it.Seek(nil); k != nil; k, _ = it.Next() {
 			a, _, _ := strings.Cut(string(k), "/")
 			if len(out) == 0 || out[len(out)-1] != a {

@@ -26,8 +26,8 @@ func validateTags(tags map[string]string) error {
 	return nil
 }
 
-// taggable checks that arn names an existing vault, live plan or recovery
-// point of the account in the catalog's region.
+// taggable checks that arn names an existing vault, live plan, restore
+// testing plan or recovery point of the account in the catalog's region.
 func (c *Catalog) taggable(tx meta.Tx, account, arn string) error {
 	notFound := errorf(ErrNotFound, "Resource %s does not exist.", arn)
 	prefix := "arn:aws:backup:" + c.region + ":" + account + ":"
@@ -46,6 +46,10 @@ func (c *Catalog) taggable(tx meta.Tx, account, arn string) error {
 		}
 	case "backup-plan":
 		if _, err := livePlan(tx, account, name); err != nil {
+			return notFound
+		}
+	case "restore-testing-plan":
+		if !restoreTestingPlanOfARN(tx, account, arn, name) {
 			return notFound
 		}
 	case "recovery-point":

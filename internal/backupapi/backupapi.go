@@ -104,6 +104,7 @@ func New(cfg Config) *Handler {
 	h.mux = http.NewServeMux()
 	h.routes()
 	h.jobRoutes()
+	h.restoreTestingRoutes()
 	return h
 }
 
@@ -220,6 +221,9 @@ type call struct {
 	caller     *iam.Principal
 	account    string
 	authorized bool
+	// status is the HTTP status of a success when the model gives one
+	// other than 200; 204 sends no body.
+	status int
 }
 
 // serve authenticates a request, runs its operation and renders the answer.
@@ -247,8 +251,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, fn op
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("x-amzn-RequestId", rid)
+	if c.status == http.StatusNoContent {
+		w.WriteHeader(c.status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if c.status != 0 {
+		w.WriteHeader(c.status)
+	}
 	_, _ = w.Write(body)
 }
 
@@ -329,9 +340,15 @@ func (c *call) boolQuery(name string) (bool, error) {
 // parameters; a token is the opaque key of the last item of the previous
 // page.
 func page[T any](c *call, items []T, keyOf func(T) string) ([]T, string, error) {
+	return pageBy(c, "maxResults", "nextToken", items, keyOf)
+}
+
+// pageBy is page with the query parameters named otherwise, as the
+// restore testing operations name them (MaxResults, NextToken).
+func pageBy[T any](c *call, maxName, tokenName string, items []T, keyOf func(T) string) ([]T, string, error) {
 	q := c.r.URL.Query()
 	max := 1000
-	if s := q.Get("maxResults"); s != "" {
+	if s := q.Get(maxName); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
 			return nil, "", errInvalidResult
@@ -339,7 +356,7 @@ func page[T any](c *call, items []T, keyOf func(T) string) ([]T, string, error) 
 		max = n
 	}
 	start := 0
-	if tok := q.Get("nextToken"); tok != "" {
+	if tok := q.Get(tokenName); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		if err != nil {
 			return nil, "", errInvalidToken

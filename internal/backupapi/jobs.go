@@ -381,6 +381,17 @@ type restoreJobOut struct {
 	CompletionDate     *epoch `json:",omitempty"`
 	BackupSizeInBytes  int64
 	CreatedResourceArn string `json:",omitempty"`
+	// Restore testing's, when it started the job.
+	CreatedBy               *restoreJobCreator `json:",omitempty"`
+	ValidationStatus        string             `json:",omitempty"`
+	ValidationStatusMessage string             `json:",omitempty"`
+	DeletionStatus          string             `json:",omitempty"`
+	DeletionStatusMessage   string             `json:",omitempty"`
+}
+
+// restoreJobCreator is a RestoreJobCreator.
+type restoreJobCreator struct {
+	RestoreTestingPlanArn string
 }
 
 func (c *call) renderRestoreJob(j *backup.RestoreJob) restoreJobOut {
@@ -388,7 +399,13 @@ func (c *call) renderRestoreJob(j *backup.RestoreJob) restoreJobOut {
 	if j.Status == backup.RestoreCompleted {
 		pct = "100.0"
 	}
+	var by *restoreJobCreator
+	if j.RestoreTestingPlanARN != "" {
+		by = &restoreJobCreator{j.RestoreTestingPlanARN}
+	}
 	return restoreJobOut{
+		CreatedBy: by, ValidationStatus: j.ValidationStatus, ValidationStatusMessage: j.ValidationStatusMessage,
+		DeletionStatus: j.DeletionStatus, DeletionStatusMessage: j.DeletionStatusMessage,
 		AccountId: j.AccountID, RestoreJobId: j.JobID, RecoveryPointArn: j.RecoveryPointARN,
 		BackupVaultArn: c.h.cat.VaultARN(j.AccountID, j.VaultName), ResourceType: j.ResourceType, IamRoleArn: j.IAMRoleARN,
 		Status: j.Status, StatusMessage: j.StatusMessage, PercentDone: pct, CreationDate: ts(j.CreationDate),
