@@ -497,23 +497,7 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 	}
 	api := backupClient(r, servertest.AccessKey, servertest.SecretKey)
 	restored := filepath.Join(c.Base, "pitr")
-	port := rds.FreePort(t)
-	rj := restore(t, api, pointARN, map[string]string{"DataDirectory": restored, "Port": strconv.Itoa(port), "RestoreTime": rt.Format(time.RFC3339Nano)})
-	t.Cleanup(func() { rds.StopServer(t, c.BinDir, restored) })
-	if rj.Status != types.RestoreJobStatusCompleted {
-		t.Fatalf("restore to %s: %s %s", rt, rj.Status, aws.ToString(rj.StatusMessage))
-	}
-	conn := rds.SocketConn(t, restored, port, "postgres")
-	least := w.committedBefore(rt, batch)
-	n := checkPrefix(t, conn, batch, least)
-	var last time.Time
-	if err := conn.QueryRow(ctx, "SELECT max(at) FROM numbers").Scan(&last); err != nil {
-		t.Fatal(err)
-	}
-	if last.After(rt) {
-		t.Fatalf("restored a row begun at %s, after the restore time %s", last, rt)
-	}
-	t.Logf("restored to %s: %d rows (%d committed before it, %d in all; newest row begun %s)", rt.Format(time.RFC3339Nano), n, least, w.committed.Load(), last.UTC().Format(time.RFC3339Nano))
+	restoreBefore(t, c, api, pointARN, restored, w, rt, batch)
 
 	// Deleting the point lets go of the slot.
 	if _, err := api.DeleteRecoveryPoint(ctx, &awsbackup.DeleteRecoveryPointInput{BackupVaultName: aws.String("Default"), RecoveryPointArn: &pointARN}); err != nil {
@@ -602,21 +586,29 @@ func TestPostgresPointInTimeRestoreFromCopy(t *testing.T) {
 	waitWindow(t, east, copyARN, T)
 	eastAPI := backupClient(east, servertest.AccessKey, servertest.SecretKey)
 	restored := filepath.Join(c.Base, "pitr-east")
+	restoreBefore(t, c, eastAPI, copyARN, restored, w, rt, batch)
+}
+
+// restoreBefore restores a continuous point to rt into a new data
+// directory, and checks that the started cluster holds every row the
+// writer committed before rt and none begun after it.
+func restoreBefore(t *testing.T, c *rds.TestCluster, api *awsbackup.Client, pointARN, dir string, w *writer, rt time.Time, batch int) {
+	t.Helper()
 	port := rds.FreePort(t)
-	rj := restore(t, eastAPI, copyARN, map[string]string{"DataDirectory": restored, "Port": strconv.Itoa(port), "RestoreTime": rt.Format(time.RFC3339Nano)})
-	t.Cleanup(func() { rds.StopServer(t, c.BinDir, restored) })
+	rj := restore(t, api, pointARN, map[string]string{"DataDirectory": dir, "Port": strconv.Itoa(port), "RestoreTime": rt.Format(time.RFC3339Nano)})
+	t.Cleanup(func() { rds.StopServer(t, c.BinDir, dir) })
 	if rj.Status != types.RestoreJobStatusCompleted {
-		t.Fatalf("restore of the us-east-1 copy to %s: %s %s", rt, rj.Status, aws.ToString(rj.StatusMessage))
+		t.Fatalf("restore of %s to %s: %s %s", pointARN, rt, rj.Status, aws.ToString(rj.StatusMessage))
 	}
-	conn := rds.SocketConn(t, restored, port, "postgres")
+	conn := rds.SocketConn(t, dir, port, "postgres")
 	least := w.committedBefore(rt, batch)
 	n := checkPrefix(t, conn, batch, least)
 	var last time.Time
-	if err := conn.QueryRow(ctx, "SELECT max(at) FROM numbers").Scan(&last); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT max(at) FROM numbers").Scan(&last); err != nil {
 		t.Fatal(err)
 	}
 	if last.After(rt) {
 		t.Fatalf("restored a row begun at %s, after the restore time %s", last, rt)
 	}
-	t.Logf("us-east-1 copy restored to %s: %d rows (%d committed before it, %d in all)", rt.Format(time.RFC3339Nano), n, least, w.committed.Load())
+	t.Logf("%s restored to %s: %d rows (%d committed before it, %d in all; newest row begun %s)", pointARN, rt.Format(time.RFC3339Nano), n, least, w.committed.Load(), last.UTC().Format(time.RFC3339Nano))
 }
