@@ -452,33 +452,7 @@ func TestPostgresPointInTimeRestore(t *testing.T) {
 		reg := register(t, r, c, "ledger", "")
 		resARN = reg.ARN
 		api := backupClient(r, servertest.AccessKey, servertest.SecretKey)
-		plan, err := api.CreateBackupPlan(ctx, &awsbackup.CreateBackupPlanInput{BackupPlan: &types.BackupPlanInput{
-			BackupPlanName: aws.String("pitr"),
-			Rules: []types.BackupRuleInput{{RuleName: aws.String("pitr"), TargetBackupVaultName: aws.String("Default"),
-				ScheduleExpression: aws.String("cron(0 2 * * ? *)"), EnableContinuousBackup: aws.Bool(true),
-				Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}}},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := api.CreateBackupSelection(ctx, &awsbackup.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId,
-			BackupSelection: &types.BackupSelection{SelectionName: aws.String("ledger"), IamRoleArn: role, Resources: []string{reg.ARN}}}); err != nil {
-			t.Fatal(err)
-		}
-		clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano())
-		waitFor(t, 2*time.Minute, "the base", func() bool {
-			out, err := api.ListBackupJobs(ctx, &awsbackup.ListBackupJobsInput{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateFailed {
-				t.Fatalf("base: %s", aws.ToString(out.BackupJobs[0].StatusMessage))
-			}
-			if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateCompleted {
-				pointARN = aws.ToString(out.BackupJobs[0].RecoveryPointArn)
-			}
-			return pointARN != ""
-		})
+		pointARN = continuousBase(t, api, reg.ARN, nil, func() { clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano()) })
 		waitWindow(t, r, pointARN, time.Now())
 		t.Logf("before the restart: %d rows committed", w.committed.Load())
 	})
@@ -541,36 +515,9 @@ func TestPostgresPointInTimeRestoreFromCopy(t *testing.T) {
 	}()
 	reg := register(t, west, c, "ledger", "")
 	api := backupClient(west, servertest.AccessKey, servertest.SecretKey)
-	plan, err := api.CreateBackupPlan(ctx, &awsbackup.CreateBackupPlanInput{BackupPlan: &types.BackupPlanInput{
-		BackupPlanName: aws.String("pitr"),
-		Rules: []types.BackupRuleInput{{RuleName: aws.String("pitr"), TargetBackupVaultName: aws.String("Default"),
-			ScheduleExpression: aws.String("cron(0 2 * * ? *)"), EnableContinuousBackup: aws.Bool(true),
-			Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)},
-			CopyActions: []types.CopyAction{{DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:Default"),
-				Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}}}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.CreateBackupSelection(ctx, &awsbackup.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId,
-		BackupSelection: &types.BackupSelection{SelectionName: aws.String("ledger"), IamRoleArn: role, Resources: []string{reg.ARN}}}); err != nil {
-		t.Fatal(err)
-	}
-	clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano())
-	var pointARN string
-	waitFor(t, 2*time.Minute, "the base", func() bool {
-		out, err := api.ListBackupJobs(ctx, &awsbackup.ListBackupJobsInput{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateFailed {
-			t.Fatalf("base: %s", aws.ToString(out.BackupJobs[0].StatusMessage))
-		}
-		if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateCompleted {
-			pointARN = aws.ToString(out.BackupJobs[0].RecoveryPointArn)
-		}
-		return pointARN != ""
-	})
+	copyTo := []types.CopyAction{{DestinationBackupVaultArn: aws.String("arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:Default"),
+		Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}}}
+	pointARN := continuousBase(t, api, reg.ARN, copyTo, func() { clock.Store(day0.Add(2*time.Hour + time.Minute).UnixNano()) })
 	time.Sleep(3 * time.Second) // the writer goes on after the base
 	w.Stop(t)
 	T := time.Now().UTC()
@@ -611,4 +558,41 @@ func restoreBefore(t *testing.T, c *rds.TestCluster, api *awsbackup.Client, poin
 		t.Fatalf("restored a row begun at %s, after the restore time %s", last, rt)
 	}
 	t.Logf("%s restored to %s: %d rows (%d committed before it, %d in all; newest row begun %s)", pointARN, rt.Format(time.RFC3339Nano), n, least, w.committed.Load(), last.UTC().Format(time.RFC3339Nano))
+}
+
+// continuousBase makes a plan that backs the resource up continuously
+// (with copies), lets its 02:00 run come (passTwo moves the clock), and
+// returns the continuous point once its base completed.
+func continuousBase(t *testing.T, api *awsbackup.Client, resourceARN string, copyTo []types.CopyAction, passTwo func()) string {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := api.CreateBackupPlan(ctx, &awsbackup.CreateBackupPlanInput{BackupPlan: &types.BackupPlanInput{
+		BackupPlanName: aws.String("pitr"),
+		Rules: []types.BackupRuleInput{{RuleName: aws.String("pitr"), TargetBackupVaultName: aws.String("Default"),
+			ScheduleExpression: aws.String("cron(0 2 * * ? *)"), EnableContinuousBackup: aws.Bool(true),
+			Lifecycle: &types.Lifecycle{DeleteAfterDays: aws.Int64(35)}, CopyActions: copyTo}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.CreateBackupSelection(ctx, &awsbackup.CreateBackupSelectionInput{BackupPlanId: plan.BackupPlanId,
+		BackupSelection: &types.BackupSelection{SelectionName: aws.String("ledger"), IamRoleArn: role, Resources: []string{resourceARN}}}); err != nil {
+		t.Fatal(err)
+	}
+	passTwo()
+	var pointARN string
+	waitFor(t, 2*time.Minute, "the base", func() bool {
+		out, err := api.ListBackupJobs(ctx, &awsbackup.ListBackupJobsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateFailed {
+			t.Fatalf("base: %s", aws.ToString(out.BackupJobs[0].StatusMessage))
+		}
+		if len(out.BackupJobs) == 1 && out.BackupJobs[0].State == types.BackupJobStateCompleted {
+			pointARN = aws.ToString(out.BackupJobs[0].RecoveryPointArn)
+		}
+		return pointARN != ""
+	})
+	return pointARN
 }
