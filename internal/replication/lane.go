@@ -265,7 +265,15 @@ func (e *Engine) finish(ctx context.Context, t *Task, res result) error {
 				return err
 			}
 		}
-		if t.Op == OpTags || res.skipped {
+		if res.skipped {
+			return nil
+		}
+		if !res.failed() {
+			if err := countTx(tx, []*Task{t}, now); err != nil {
+				return err
+			}
+		}
+		if t.Op == OpTags {
 			return nil
 		}
 		return objectstore.SetReplicationStatusTx(tx, t.Bucket, t.Key, t.VersionID, status)

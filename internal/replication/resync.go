@@ -325,6 +325,7 @@ type jobOutcome struct {
 	row    ReportRow
 	status string
 	dests  []string // destinations now replicated
+	sent   []*Task  // the requests that succeeded, to be counted
 }
 
 // runBatch replicates one batch of versions, a few at a time.
@@ -387,6 +388,7 @@ func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, r
 			reasons = append(reasons, t.Dest+": "+res.reason)
 		default:
 			o.dests = append(o.dests, t.Dest)
+			o.sent = append(o.sent, t)
 			e.metrics.done.WithLabelValues(labels(t)...).Inc()
 			e.metrics.bytes.WithLabelValues(labels(t)...).Add(float64(t.Size))
 		}
@@ -429,6 +431,7 @@ func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) erro
 			j.Skipped++
 		}
 	}
+	now := e.now()
 	err := e.meta.Update(ctx, func(tx meta.Tx) error {
 		rows := j.Rows
 		for _, o := range outs {
@@ -441,6 +444,9 @@ func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) erro
 			}
 			rows++
 			if err := tx.Put(spaceRows, rowKey(j.ID, rows), raw); err != nil {
+				return err
+			}
+			if err := countTx(tx, o.sent, now); err != nil {
 				return err
 			}
 			if o.status != "" {
