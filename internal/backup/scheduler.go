@@ -152,7 +152,7 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	}
 }
 
-// Run passes every interval and on Wake until ctx ends, then gives up the
+// Run passes at every multiple of the interval and on Wake until ctx ends, then gives up the
 // lease so that another scheduler need not wait for it to expire.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer func() {
@@ -162,7 +162,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 			s.log.Warn("release backup scheduler lease", "err", err)
 		}
 	}()
-	t := time.NewTicker(s.interval)
+	t := time.NewTimer(untilAligned(time.Now(), s.interval))
 	defer t.Stop()
 	for {
 		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
@@ -174,7 +174,17 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-t.C:
 		case <-s.wake:
 		}
+		t.Reset(untilAligned(time.Now(), s.interval))
 	}
+}
+
+// untilAligned is the time from now to the next multiple of interval since
+// the epoch, a few milliseconds past it. With an interval that divides a
+// minute, a pass falls just after every minute starts, so a run that cron
+// places at a minute starts then rather than up to an interval late.
+func untilAligned(now time.Time, interval time.Duration) time.Duration {
+	const past = 5 * time.Millisecond
+	return interval - time.Duration(now.UnixNano()%int64(interval)) + past
 }
 
 // lease is the record of the scheduler acting for the region.

@@ -39,8 +39,8 @@ import (
 // returned before T−1 s, none begun after it, without a hole, and the
 // point has one window across the kill. Should the kill have cost WAL, the
 // gap must be reported and the window after it restore as exactly.
-// It takes one to two minutes, most of it waiting for the schedule: the
-// next minute, then the scheduler's pass (every 30 s in a process).
+// It takes about a minute and a half, most of it waiting for the schedule:
+// the plans run at the next minute, when the scheduler passes.
 func TestPostgresPointInTimeRestoreAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs bulwark serve as a process and kills it; skipped with -short")
