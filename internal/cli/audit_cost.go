@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/bulwark/bulwark/internal/adminapi"
+	"github.com/bulwark/bulwark/internal/audit"
+)
+
+// auditCost prints what each resource's protection costs a month, and what
+// replication alone, backup alone or both would cost and leave open.
+func (m *Main) auditCost(ctx context.Context, args []string) error {
+	fs := m.flags("audit cost")
+	af := m.addAdminFlags(fs)
+	account := fs.String("account", "", "the account to price (the admin only; default the caller's)")
+	prices := fs.String("prices", "", "a JSON price table to price with instead of the deployment's (see docs/design/cost-model.md)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var body []byte
+	method := http.MethodGet
+	if *prices != "" {
+		f, err := os.Open(*prices)
+		if err != nil {
+			return err
+		}
+		p, err := audit.ReadPrices(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *prices, err)
+		}
+		if body, err = json.Marshal(p); err != nil {
+			return err
+		}
+		method = http.MethodPost
+	}
+	c, err := af.client(m, adminapi.CostPath)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *account != "" {
+		q.Set("account", *account)
+	}
+	var rep audit.CostReport
+	raw, err := c.call(ctx, method, "", q, body, &rep)
+	if err != nil {
+		return err
+	}
+	if *af.json {
+		return m.writeRaw(raw)
+	}
+	printCost(m.Stdout, &rep)
+	return nil
+}
+
+// money prints an amount with cents, or with four decimals when it is
+// less than a cent but not nothing.
+func money(p audit.Prices, v float64) string {
+	sym := "$"
+	if p.Currency != "" && p.Currency != "USD" {
+		sym = p.Currency + " "
+	}
+	if v > 0 && v < 0.01 {
+		return fmt.Sprintf("%s%.4f", sym, v)
+	}
+	return fmt.Sprintf("%s%.2f", sym, v)
+}
+
+func gb(bytes int64) string { return fmt.Sprintf("%.2f GB", float64(bytes)/audit.GB) }
+
+func threatList(ts []audit.Threat) string {
+	if len(ts) == 0 {
+		return "nothing"
+	}
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+func printCost(w io.Writer, rep *audit.CostReport) {
+	p := rep.Prices
+	price := func(v float64) string {
+		return strings.TrimSuffix(money(p, 1), "1.00") + strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	fmt.Fprintf(w, "Prices (%s): replication %s per 1,000 requests, replica storage %s per GB-month, backup %s per GB-month warm and %s cold.\n\n",
+		p.Currency, price(p.ReplicationPer1000Requests), price(p.ReplicaStoragePerGBMonth), price(p.BackupWarmPerGBMonth), price(p.BackupColdPerGBMonth))
+	if len(rep.Resources) == 0 {
+		fmt.Fprintln(w, "No resources.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESOURCE\tTYPE\tPER MONTH\tREPLICATION\tBACKUP\tREQUESTS/MONTH\tREPLICAS\tWARM\tCOLD\tDEDUP SAVED")
+	for _, r := range rep.Resources {
+		u := r.Usage
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s (%s)\n", u.ARN, u.Type,
+			money(p, r.Configured.Total), money(p, r.Configured.Replication), money(p, r.Configured.Backup),
+			r.RequestsPerMonth, gb(u.ReplicaBytes), gb(u.WarmBytes), gb(u.ColdBytes), gb(r.DedupSavedBytes), money(p, r.DedupSaved))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nConfigured, all resources: %s a month.\n\nWhat if (per month; * priced from the resource's size, not measured):\n", money(p, rep.Total))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESOURCE\tOPTION\tPER MONTH\tPROTECTS AGAINST\tLEAVES OPEN")
+	for _, r := range rep.Resources {
+		for _, c := range append([]audit.Cost{r.Configured}, r.WhatIf...) {
+			cost := money(p, c.Total)
+			if c.Estimated {
+				cost += "*"
+			}
+			if !c.Available {
+				cost = "n/a"
+			}
+			open := threatList(c.LeavesOut)
+			if c.Note != "" && !c.Available {
+				open = c.Note
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Usage.ARN, c.Option, cost, threatList(c.Protects), open)
+		}
+	}
+	tw.Flush()
+}
