@@ -328,3 +328,38 @@ func arnField(arn string, i int) string {
 	}
 	return f[i]
 }
+
+// ForAccount keeps of facts what account may see: its resources, plans,
+// restores and copy jobs, and the recovery points of its vaults or of its
+// resources (a copy in another account's vault is still its data's).
+func ForAccount(facts []*Facts, account string) []*Facts {
+	mine := map[string]bool{}
+	for _, f := range facts {
+		for _, r := range f.Resources {
+			if r.Account == account {
+				mine[r.ARN] = true
+			}
+		}
+	}
+	out := make([]*Facts, 0, len(facts))
+	for _, f := range facts {
+		g := &Facts{Region: f.Region, GatheredAt: f.GatheredAt}
+		g.Resources = keep(f.Resources, func(r Resource) bool { return r.Account == account })
+		g.Plans = keep(f.Plans, func(p Plan) bool { return p.Account == account })
+		g.Points = keep(f.Points, func(p RecoveryPoint) bool { return p.Account == account || mine[p.ResourceARN] })
+		g.Restores = keep(f.Restores, func(r Restore) bool { return r.Account == account })
+		g.CopyJobs = keep(f.CopyJobs, func(j CopyJob) bool { return mine[j.ResourceARN] })
+		out = append(out, g)
+	}
+	return out
+}
+
+func keep[T any](s []T, ok func(T) bool) []T {
+	var out []T
+	for _, v := range s {
+		if ok(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
