@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/audit"
+	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
 	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
