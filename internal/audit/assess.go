@@ -120,6 +120,11 @@ func (ix *index) assess(res *Resource) (Row, error) {
 	flags := &row.Flags
 	repl := ix.replicationCovers(res, flags)
 	bk := ix.backupCovers(res, flags)
+	if len(replicaOf) > 0 {
+		// A replica destination is the protection, not the thing protected:
+		// that no plan backs it up is no news.
+		row.Flags = slices.DeleteFunc(row.Flags, func(f Flag) bool { return f.Code == FlagNoPlan })
+	}
 	for _, t := range Threats {
 		var covers []cover
 		none := "nothing configured counts against it"
