@@ -425,15 +425,7 @@ func (s *Scheduler) saveState(ctx context.Context, account, planID, ruleID strin
 // resources lists the account's resources of the region, of every
 // provider, with their tags: the resources a selection may assign.
 func (s *Scheduler) resources(ctx context.Context, account string) ([]*Resource, error) {
-	var out []*Resource
-	for _, p := range s.jobs.providers.Providers() {
-		rs, err := p.List(ctx, account)
-		if err != nil {
-			return nil, fmt.Errorf("list %s resources: %w", p.Type(), err)
-		}
-		out = append(out, rs...)
-	}
-	return out, nil
+	return s.jobs.ListResources(ctx, account)
 }
 
 // run handles one scheduled time of a rule: a job per assigned resource,
@@ -443,16 +435,11 @@ func (s *Scheduler) run(ctx context.Context, account string, pv *PlanVersion, r 
 	completeBy := due.Add(time.Duration(deref(r.CompletionWindowMinutes, defaultCompleteWindow)) * time.Minute)
 	var errs []error
 	for _, res := range resources {
-		role := ""
-		for _, sel := range sels {
-			if sel.Selection.Matches(res.ARN, res.Tags) {
-				role = sel.Selection.IamRoleArn
-				break
-			}
-		}
-		if role == "" {
+		sel := SelectionFor(sels, res)
+		if sel == nil {
 			continue
 		}
+		role := sel.Selection.IamRoleArn
 		in := StartBackupJobInput{
 			VaultName: r.TargetBackupVaultName, ResourceARN: res.ARN, IAMRoleARN: role,
 			IdempotencyToken: pv.BackupPlanID + "/" + r.RuleID + "/" + due.UTC().Format(time.RFC3339) + "/" + res.ARN,

@@ -46,6 +46,7 @@ Commands:
   admin    create and list accounts (the deployment's admin only)
   scrub    check a region's stored data and repair what rotted (the admin only)
   resource register databases and directories for backup, list and remove them
+  audit    is each resource protected against region outage, deletion, corruption, credential loss?
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -81,6 +82,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.scrub(ctx, args[1:])
 	case "resource":
 		err = m.resource(ctx, args[1:])
+	case "audit":
+		err = m.audit(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":
@@ -89,9 +92,12 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.Stderr, "bulwark: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &code):
+		return int(code)
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):

@@ -70,6 +70,7 @@ func (r *Region) adminRoutes() []adminRoute {
 	routes = append(routes, r.metricsRoutes()...)
 	routes = append(routes, r.scrubRoutes()...)
 	routes = append(routes, r.resourcesRoutes()...)
+	routes = append(routes, r.auditRoutes()...)
 	return routes
 }
 

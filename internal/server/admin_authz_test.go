@@ -22,7 +22,8 @@ const adminActions = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Ac
   "s3:GetReplicationConfiguration","s3:PutReplicationConfiguration","s3:ListBucketVersions",
   "s3:CreateJob","s3:ListJobs","s3:DescribeJob",
   "bulwark:GetMetrics","bulwark:ListAccounts","bulwark:CreateAccount","bulwark:StartScrub","bulwark:GetScrubStatus",
-  "bulwark:RegisterResource","bulwark:ListResources","bulwark:DescribeResource","bulwark:DeregisterResource"],"Resource":"*"}]}`
+  "bulwark:RegisterResource","bulwark:ListResources","bulwark:DescribeResource","bulwark:DeregisterResource",
+  "bulwark:GetProtectionAudit"],"Resource":"*"}]}`
 
 // TestAdminAuthorizationMatrix sends every admin and peer API call as
 // every kind of principal and checks each answer: the admin API is
@@ -101,6 +102,12 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		{"POST", "v1/backup/copies/nosuch/entries", `[]`, peers, nil},
 		{"POST", "v1/backup/copies/nosuch/commit", ``, peers, nil},
 		{"DELETE", "v1/backup/copies/nosuch", ``, peers, nil},
+		// An account audits its own resources; another account's, or
+		// every account's, is the admin account's.
+		{"GET", "v1/audit", "", append(admins, "carol", "rootB"), nil},
+		{"GET", "v1/audit?account=" + a, "", admins, nil},
+		{"GET", "v1/audit?account=" + b, "", append(admins, "carol", "rootB"), nil},
+		{"GET", "v1/audit/facts", "", peers, nil},
 	}
 	covered := map[string]bool{}
 	for _, cl := range calls {
@@ -134,6 +141,9 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				}
 				if allowed && cl.method == "GET" && cl.path == "v1/resources" && strings.Contains(string(raw), res.ResourceArn) != slices.Contains(admins, who) {
 					t.Errorf("resource list: %s", raw)
+				}
+				if allowed && cl.method == "GET" && cl.path == "v1/audit" && strings.Contains(string(raw), "arn:aws:s3:::a-bucket") != slices.Contains(admins, who) {
+					t.Errorf("audit: %s", raw)
 				}
 				if !allowed && strings.Contains(string(raw), "secret-key-name") {
 					t.Errorf("a refusal shows a key name: %s", raw)

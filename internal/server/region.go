@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark/bulwark/internal/audit"
 	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
@@ -109,6 +110,10 @@ type Config struct {
 	// Clients bounds what clients can hold of the region: connections
 	// that make no progress, and how many may be open.
 	Clients ClientLimits
+	// Audit is what the protection audit requires and its thresholds;
+	// zero fields take audit.DefaultPolicy's, and a Require of nil the
+	// topology file's audit.require.
+	Audit audit.Policy
 }
 
 // ClientLimits bound what clients can hold of the region (see package

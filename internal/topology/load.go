@@ -19,8 +19,16 @@ import (
 //	    endpoint: http://127.0.0.1:9000
 //	  - name: us-east-1
 //	    endpoint: http://127.0.0.1:9001
+//	audit:
+//	  require: [region-outage, accidental-deletion]
+//
+// audit.require is what `bulwark audit` requires of every resource (the
+// threats of package audit, which checks the names).
 type file struct {
 	Regions []Region `yaml:"regions"`
+	Audit   struct {
+		Require []string `yaml:"require"`
+	} `yaml:"audit"`
 }
 
 // Load reads a topology file. Every region needs a name and an endpoint
@@ -68,7 +76,11 @@ func parse(data []byte) (*Topology, error) {
 		}
 		r.Endpoint = ep
 	}
-	return New(f.Regions...)
+	t, err := New(f.Regions...)
+	if err == nil && f.Audit.Require != nil {
+		t.auditRequire = f.Audit.Require
+	}
+	return t, err
 }
 
 // validName accepts what AWS region names are made of; the name ends up in

@@ -26,6 +26,17 @@ type Region struct {
 type Topology struct {
 	mu      sync.RWMutex
 	regions []Region
+	// auditRequire is the topology file's audit.require.
+	auditRequire []string
+}
+
+// AuditRequire returns the threats the topology file requires every
+// resource to survive; nil when it says nothing (or t is nil).
+func (t *Topology) AuditRequire() []string {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.auditRequire)
 }
 
 // New returns a topology of the given regions.
