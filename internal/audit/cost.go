@@ -38,10 +38,10 @@ var DefaultPrices = Prices{
 	BackupColdPerGBMonth:       0.01,
 }
 
-// ReadPrices reads a price table as JSON; the prices it leaves out keep
-// their defaults. Negative prices are refused.
-func ReadPrices(r io.Reader) (Prices, error) {
-	p := DefaultPrices
+// ReadPrices reads a price table as JSON over base: the prices it leaves
+// out keep base's. Unknown keys and negative prices are refused.
+func ReadPrices(r io.Reader, base Prices) (Prices, error) {
+	p := base
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
@@ -148,6 +148,9 @@ type CostReport struct {
 	Resources []ResourceCost `json:"resources"`
 	// Total is the monthly cost of what is configured, for all resources.
 	Total float64 `json:"total"`
+	// Unreached are the regions that did not answer: what they hold
+	// (replicas, copies, resources homed there) is not priced.
+	Unreached []Unreached `json:"unreached,omitempty"`
 }
 
 // PriceUsage applies prices to what each resource did, at now.

@@ -78,7 +78,7 @@ func TestPriceUsage(t *testing.T) {
 }
 
 func TestReadPrices(t *testing.T) {
-	p, err := ReadPrices(strings.NewReader(`{"backupWarmPerGBMonth": 0.004, "currency": "EUR"}`))
+	p, err := ReadPrices(strings.NewReader(`{"backupWarmPerGBMonth": 0.004, "currency": "EUR"}`), DefaultPrices)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestReadPrices(t *testing.T) {
 		t.Fatalf("prices %+v", p)
 	}
 	for _, bad := range []string{`{"backupWarmPerGBMonth": -1}`, `{"warm": 1}`, `{`, `[]`} {
-		if _, err := ReadPrices(strings.NewReader(bad)); err == nil {
+		if _, err := ReadPrices(strings.NewReader(bad), DefaultPrices); err == nil {
 			t.Errorf("prices %s accepted", bad)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 )
 
 const auditUsage = `Usage: bulwark audit [flags]
+       bulwark audit cost [-prices FILE] [flags]
 
 Answers "are we protected if a region goes down?" for every resource of
 the deployment — every bucket, and every database and directory registered
@@ -33,6 +34,11 @@ wins. A bucket that only receives replicas requires nothing unless tagged.
 Exit status: 0 when every required cell is PROTECTED; 3 when one is
 UNPROTECTED or AT_RISK; 4 when the rest are PROTECTED but some could not
 be seen (a region did not answer); 1 on error; 2 on a usage error.
+
+bulwark audit cost prices, per resource, what its protection did and holds
+(replication requests and replica storage, backup storage per tier) and
+shows what CRR only, backup only or both would cost and leave open; see
+docs/design/cost-model.md.
 `
 
 // Exit codes of bulwark audit besides 0, 1 and 2.
@@ -48,6 +54,9 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func (m *Main) audit(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "cost" {
+		return m.auditCost(ctx, args[1:])
+	}
 	fs := m.flags("audit")
 	fs.Usage = func() { fmt.Fprint(m.Stderr, auditUsage, "\nFlags:\n"); fs.PrintDefaults() }
 	af := m.addAdminFlags(fs)

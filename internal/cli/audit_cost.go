@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,19 +29,16 @@ func (m *Main) auditCost(ctx context.Context, args []string) error {
 	var body []byte
 	method := http.MethodGet
 	if *prices != "" {
-		f, err := os.Open(*prices)
+		// Checked here, so a mistake is told before any call; the server
+		// applies the file's prices over the deployment's.
+		raw, err := os.ReadFile(*prices)
 		if err != nil {
 			return err
 		}
-		p, err := audit.ReadPrices(f)
-		f.Close()
-		if err != nil {
+		if _, err := audit.ReadPrices(bytes.NewReader(raw), audit.DefaultPrices); err != nil {
 			return fmt.Errorf("%s: %w", *prices, err)
 		}
-		if body, err = json.Marshal(p); err != nil {
-			return err
-		}
-		method = http.MethodPost
+		body, method = raw, http.MethodPost
 	}
 	c, err := af.client(m, adminapi.CostPath)
 	if err != nil {

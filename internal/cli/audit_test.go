@@ -56,7 +56,8 @@ func TestAuditCommand(t *testing.T) {
 	if code, stdout, stderr = runStdin(t, env, "", "audit"); code != 0 || !strings.Contains(stdout, "tag bulwark:protect") {
 		t.Fatalf("audit of a bucket tagged %s=none: exit %d\n%s\n%s", audit.ProtectTag, code, stdout, stderr)
 	}
-	if code, _, _ = runStdin(t, env, "", "audit", "cost"); code != 2 {
-		t.Fatalf("audit cost: exit %d, want a usage error", code)
+	if code, stdout, stderr = runStdin(t, env, "", "audit", "cost"); code != 0 || !strings.Contains(stdout, "arn:aws:s3:::ledger") ||
+		!strings.Contains(stdout, "crr-only") {
+		t.Fatalf("audit cost: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }

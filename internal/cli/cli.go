@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark/bulwark/internal/audit"
 	"github.com/bulwark/bulwark/internal/bench"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/server"
@@ -146,6 +147,7 @@ type runFlags struct {
 	readIdle, writeIdle                     *time.Duration
 	maxConns, maxPerIP                      *int
 	resourceRoots                           *pathList
+	prices                                  *string
 }
 
 // pathList is a flag that may be given several times.
@@ -212,7 +214,29 @@ func addRunFlags(fs *flag.FlagSet) runFlags {
 			fs.Var(p, "resource-root", "a directory under which any account may register directories and SQLite files for backup and restore to the server's filesystem (repeatable; none: only the admin account may name server paths, anywhere)")
 			return p
 		}(),
+		prices: fs.String("prices", "", "a JSON price table for bulwark audit cost, over the article's AWS prices (see docs/design/cost-model.md)"),
 	}
+}
+
+// configure sets what the flags say of a region's configuration beyond
+// its identity and keys: the same for every region that serve or up runs.
+func (rf runFlags) configure(cfg *server.Config) error {
+	cfg.ScrubInterval, cfg.ScrubRate = rf.scrub()
+	cfg.ResourceRoots = *rf.resourceRoots
+	if *rf.prices == "" {
+		return nil
+	}
+	f, err := os.Open(*rf.prices)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := audit.ReadPrices(f, audit.DefaultPrices)
+	if err != nil {
+		return fmt.Errorf("-prices %s: %w", *rf.prices, err)
+	}
+	cfg.Prices = &p
+	return nil
 }
 
 // scrub returns the scrubber's settings from the flags.

@@ -65,8 +65,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
-	cfg.ScrubInterval, cfg.ScrubRate = rf.scrub()
-	cfg.ResourceRoots = *rf.resourceRoots
+	if err := rf.configure(&cfg); err != nil {
+		return err
+	}
 	return m.runRegions(ctx, []server.Config{cfg}, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {
 			return err

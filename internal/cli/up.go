@@ -71,8 +71,9 @@ func (m *Main) up(ctx context.Context, args []string) error {
 			DeploymentKey: dkey, MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 			Clients: rf.clients(), Disk: *rf.disk,
 		}
-		cfgs[i].ScrubInterval, cfgs[i].ScrubRate = rf.scrub()
-		cfgs[i].ResourceRoots = *rf.resourceRoots
+		if err := rf.configure(&cfgs[i]); err != nil {
+			return err
+		}
 	}
 	return m.runRegions(ctx, cfgs, func(urls map[string]string) error {
 		if err := creds.save(log); err != nil {

@@ -40,6 +40,8 @@ func (r *Region) auditRoutes() []adminRoute {
 	return []adminRoute{
 		{"GET " + adminapi.AuditPath, checked, []string{actionGetProtectionAudit}, r.serveAudit},
 		{"GET " + adminapi.AuditFactsPath, peersOnly, nil, r.serveAuditFacts},
+		{"GET " + adminapi.CostPath, checked, []string{actionGetProtectionAudit}, r.serveCost},
+		{"POST " + adminapi.CostPath, checked, []string{actionGetProtectionAudit}, r.serveCost},
 	}
 }
 
@@ -52,24 +54,34 @@ func (r *Region) auditNow() time.Time {
 	return time.Now()
 }
 
-// serveAudit answers the protection audit.
-func (r *Region) serveAudit(w http.ResponseWriter, req *http.Request) {
-	q := req.URL.Query()
+// auditAccount authorizes an audit request and returns the account it
+// covers: the ?account= one, else the caller's, or every account ("")
+// for the admin. ok is false when the answer has been written.
+func (r *Region) auditAccount(w http.ResponseWriter, req *http.Request, what string) (account string, ok bool) {
 	caller := callerOf(req.Context())
-	account := q.Get("account")
+	account = req.URL.Query().Get("account")
 	if account == "" && !r.isAdminAccount(caller) {
 		account = caller.AccountID
 	}
 	if account != caller.AccountID {
-		what := "the protection audit of another account"
+		of := " of another account"
 		if account == "" {
-			what = "the protection audit of every account"
+			of = " of every account"
 		}
-		if !r.adminOnly(w, req, actionGetProtectionAudit, what) {
-			return
-		}
-	} else if err := r.authorize(req, actionGetProtectionAudit, "*", nil); err != nil {
+		return account, r.adminOnly(w, req, actionGetProtectionAudit, what+of)
+	}
+	if err := r.authorize(req, actionGetProtectionAudit, "*", nil); err != nil {
 		writeDenied(w, err)
+		return account, false
+	}
+	return account, true
+}
+
+// serveAudit answers the protection audit.
+func (r *Region) serveAudit(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	account, ok := r.auditAccount(w, req, "the protection audit")
+	if !ok {
 		return
 	}
 	var require []audit.Threat

@@ -114,6 +114,8 @@ type Config struct {
 	// zero fields take audit.DefaultPolicy's, and a Require of nil the
 	// topology file's audit.require.
 	Audit audit.Policy
+	// Prices is the cost model's price table; nil means audit.DefaultPrices.
+	Prices *audit.Prices
 }
 
 // ClientLimits bound what clients can hold of the region (see package
