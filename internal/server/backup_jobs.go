@@ -59,6 +59,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		Registerer: r.Registry,
 		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
 		Space: r.Disk,
+		Admin: func() string { return r.admin },
 	})
 	if err != nil {
 		return err
