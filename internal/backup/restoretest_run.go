@@ -54,12 +54,16 @@ const (
 	// scratch target's location in its environment; it must exit 0. Only
 	// the deployment's admin account's tests run one.
 	MetaValidationCommand = "ValidationCommand"
+	// MetaValidationDatabase is the database of a PostgreSQL server a
+	// ValidationQuery runs in; postgres when absent.
+	MetaValidationDatabase = "ValidationDatabase"
 )
 
 // RestoreCheck is a selection's own check of its restore tests.
 type RestoreCheck struct {
-	Query   string `json:",omitempty"`
-	Command string `json:",omitempty"`
+	Query    string `json:",omitempty"`
+	Database string `json:",omitempty"`
+	Command  string `json:",omitempty"`
 }
 
 // RestoreTestTarget is a restore test's scratch target, as its job
@@ -75,8 +79,9 @@ type RestoreTestTarget struct {
 
 // splitRestoreCheck takes the check out of restore metadata.
 func splitRestoreCheck(md map[string]string) *RestoreCheck {
-	c := &RestoreCheck{Query: md[MetaValidationQuery], Command: md[MetaValidationCommand]}
+	c := &RestoreCheck{Query: md[MetaValidationQuery], Database: md[MetaValidationDatabase], Command: md[MetaValidationCommand]}
 	delete(md, MetaValidationQuery)
+	delete(md, MetaValidationDatabase)
 	delete(md, MetaValidationCommand)
 	if *c == (RestoreCheck{}) {
 		return nil

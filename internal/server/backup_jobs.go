@@ -48,7 +48,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 			backup.EngineSQLite:   rds.NewSQLite(rds.SQLiteConfig{ScratchDir: scratch, Space: r.Disk}),
 			backup.EngineMySQL:    rds.NewMySQL(rs, rds.MySQLConfig{ScratchDir: scratch, Space: r.Disk}),
 		}),
-		efs.New(rs),
+		efs.New(rs).SetScratchDir(filepath.Join(scratch, "restore-tests")),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {
