@@ -37,11 +37,7 @@ func newRestoreTestEnv(t *testing.T) *restoreTestEnv {
 	e := &restoreTestEnv{t: t, clock: &atomic.Int64{}, bucket: "ledger-bucket"}
 	e.day0 = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	e.clock.Store(e.day0.Add(30 * time.Minute).UnixNano())
-	e.r = servertest.Start(t, servertest.Options{Configure: func(c *server.Config) {
-		c.BackupClock = func() time.Time { return time.Unix(0, e.clock.Load()) }
-		c.BackupSchedulerInterval = 50 * time.Millisecond
-	}})
-	e.aws = servertest.AWSCLI(t, e.r)
+	e.start("")
 	ctx := context.Background()
 
 	c := e.r.Client(t)
@@ -70,6 +66,15 @@ func newRestoreTestEnv(t *testing.T) *restoreTestEnv {
 		}
 	}
 	return e
+}
+
+// start starts the region on dir (a new one when empty).
+func (e *restoreTestEnv) start(dir string) {
+	e.r = servertest.Start(e.t, servertest.Options{Dir: dir, Configure: func(c *server.Config) {
+		c.BackupClock = func() time.Time { return time.Unix(0, e.clock.Load()) }
+		c.BackupSchedulerInterval = 50 * time.Millisecond
+	}})
+	e.aws = servertest.AWSCLI(e.t, e.r)
 }
 
 func sqliteRun(t *testing.T, db, script string) {
@@ -205,33 +210,48 @@ func TestCLIRestoreTestsEndToEnd(t *testing.T) {
 }
 
 // TestCLIRestoreTestOfCorruptPoints damages the vault's data of a bucket's
-// and a database's points on disk: their restore tests fail, saying what
-// is wrong, and what they restored is deleted.
+// and a database's points on disk (the region stopped, the vault's cache
+// removed): their restore tests fail, saying what is wrong, and what they
+// restored is deleted.
 func TestCLIRestoreTestOfCorruptPoints(t *testing.T) {
 	e := newRestoreTestEnv(t)
+	// The region stops, so that nothing of the points is read from its
+	// caches, and starts again on the damaged vault.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mustDo(t, e.r.Close(ctx))
 	packs := 0
 	err := filepath.WalkDir(filepath.Join(e.r.Dir, "vaults"), func(path string, d fs.DirEntry, err error) error {
-		// Data packs are the vault repository's blobs named p...
-		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "p") || !strings.HasSuffix(d.Name(), ".f") ||
-			!strings.Contains(path, string(filepath.Separator)+"repo"+string(filepath.Separator)) {
+		// Data packs are the vault repository's blobs under repo/p.
+		sep := string(filepath.Separator)
+		if err == nil && d.IsDir() && d.Name() == "cache" {
+			if err := os.RemoveAll(path); err != nil { // nothing is read from the vault's cache
+				return err
+			}
+			return fs.SkipDir
+		}
+		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".f") || !strings.Contains(path, sep+"repo"+sep+"p"+sep) {
 			return err
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		data[len(data)/2] ^= 0x40
+		for i := 0; i < len(data); i += 61 {
+			data[i] ^= 0x40
+		}
 		packs++
 		return os.WriteFile(path, data, 0o600)
 	})
 	if err != nil || packs == 0 {
 		t.Fatalf("damaged %d packs: %v", packs, err)
 	}
+	e.start(e.r.Dir)
 	e.plan(0, 0, `{}`)
 	jobs := e.runTests()
 	for typ, j := range jobs {
 		msg, _ := j["StatusMessage"].(string)
-		if j["Status"] != "FAILED" || msg == "" {
+		if j["Status"] != "FAILED" || !strings.Contains(msg, "data corrupt") || j["ValidationStatus"] != nil {
 			t.Fatalf("%s restore test of a damaged point: %v", typ, j)
 		}
 		t.Logf("%s: %s", typ, msg)
