@@ -130,7 +130,9 @@ func (e *restoreTestEnv) waitJob(what, id string, done func(map[string]any) bool
 	return d
 }
 
-func deleted(d map[string]any) bool { return d["DeletionStatus"] == "SUCCESSFUL" || d["DeletionStatus"] == "FAILED" }
+func deleted(d map[string]any) bool {
+	return d["DeletionStatus"] == "SUCCESSFUL" || d["DeletionStatus"] == "FAILED"
+}
 
 // TestCLIRestoreTestsEndToEnd runs a restore testing plan made with the
 // aws CLI over a bucket and an SQLite database: at 04:00 each newest point
