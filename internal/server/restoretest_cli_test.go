@@ -103,7 +103,7 @@ func (e *restoreTestEnv) plan(s3Window, dbWindow int, dbOverrides string) {
 
 // runTests moves the clock past 04:00 and returns the restore jobs the
 // plan started, by resource type, once they have ended.
-func (e *restoreTestEnv) runTests() map[string]map[string]any {
+func (e *restoreTestEnv) runTests(n int) map[string]map[string]any {
 	e.clock.Store(e.day0.Add(4*time.Hour + 30*time.Second).UnixNano())
 	jobs := map[string]map[string]any{}
 	waitFor(e.t, "the restore tests", func() bool {
@@ -115,7 +115,7 @@ func (e *restoreTestEnv) runTests() map[string]map[string]any {
 			}
 			jobs[j["ResourceType"].(string)] = j
 		}
-		return len(list) == 2
+		return len(list) == n
 	})
 	return jobs
 }
@@ -144,7 +144,29 @@ func deleted(d map[string]any) bool {
 func TestCLIRestoreTestsEndToEnd(t *testing.T) {
 	e := newRestoreTestEnv(t)
 	e.plan(2, 1, `{"ValidationQuery":"SELECT count(*) = 3 FROM orders","ValidationCommand":"test -s \"$BULWARK_RESTORE_PATH\""}`)
-	jobs := e.runTests()
+	// And a directory, whose test ends when its restore does (no window).
+	dir := t.TempDir()
+	mustDo(t, os.MkdirAll(filepath.Join(dir, "invoices"), 0o755))
+	mustDo(t, os.WriteFile(filepath.Join(dir, "invoices", "0001.pdf"), []byte(strings.Repeat("%PDF", 1000)), 0o644))
+	dirARN := registerDir(t, e.r, &creds{ak: servertest.AccessKey, sk: servertest.SecretKey}, "invoices", dir, nil).ResourceArn
+	id := e.aws.Run("backup", "start-backup-job", "--backup-vault-name", "Default", "--resource-arn", dirARN, "--iam-role-arn", roleARN)["BackupJobId"].(string)
+	waitFor(t, "the directory's backup", func() bool {
+		return e.aws.Run("backup", "describe-backup-job", "--backup-job-id", id)["State"] == "COMPLETED"
+	})
+	e.aws.Run("backup", "create-restore-testing-selection", "--restore-testing-plan-name", "nightly", "--restore-testing-selection",
+		`{"RestoreTestingSelectionName":"directories","ProtectedResourceType":"EFS","ProtectedResourceArns":["*"],"IamRoleArn":"`+roleARN+`"}`)
+	jobs := e.runTests(3)
+	efsJob := e.waitJob("the scratch directory's deletion", jobs["EFS"]["RestoreJobId"].(string), deleted)
+	if efsJob["DeletionStatus"] != "SUCCESSFUL" || efsJob["ValidationStatus"] != "SUCCESSFUL" ||
+		!strings.Contains(efsJob["ValidationStatusMessage"].(string), "with their size and SHA-256") {
+		t.Fatalf("directory restore test: %v", efsJob)
+	}
+	ej, err := e.r.Jobs.DescribeRestoreJob(context.Background(), servertest.AccountID, jobs["EFS"]["RestoreJobId"].(string))
+	mustDo(t, err)
+	if _, err := os.Stat(ej.Metadata["TargetDirectory"]); !strings.Contains(ej.Metadata["TargetDirectory"], "-restore-test-") || !os.IsNotExist(err) {
+		t.Fatalf("scratch directory %s after the test: %v", ej.Metadata["TargetDirectory"], err)
+	}
+	delete(jobs, "EFS")
 	planARN := e.aws.Run("backup", "get-restore-testing-plan", "--restore-testing-plan-name", "nightly")["RestoreTestingPlan"].(map[string]any)["RestoreTestingPlanArn"]
 	for typ, j := range jobs {
 		msg, _ := j["ValidationStatusMessage"].(string)
@@ -165,7 +187,8 @@ func TestCLIRestoreTestsEndToEnd(t *testing.T) {
 
 	// The scratch targets are there, apart from the sources.
 	dbJob := e.aws.Run("backup", "describe-restore-job", "--restore-job-id", jobs["RDS"]["RestoreJobId"].(string))
-	rj, err := e.r.Jobs.DescribeRestoreJob(context.Background(), servertest.AccountID, jobs["RDS"]["RestoreJobId"].(string))
+	var rj *backup.RestoreJob
+	rj, err = e.r.Jobs.DescribeRestoreJob(context.Background(), servertest.AccountID, jobs["RDS"]["RestoreJobId"].(string))
 	mustDo(t, err)
 	scratchDB := rj.Metadata["TargetPath"]
 	if !strings.Contains(scratchDB, "-restore-test-") || scratchDB == e.db || !strings.HasPrefix(dbJob["CreatedResourceArn"].(string), "arn:aws:rds:") {
@@ -250,7 +273,7 @@ func TestCLIRestoreTestOfCorruptPoints(t *testing.T) {
 	}
 	e.start(e.r.Dir)
 	e.plan(0, 0, `{}`)
-	jobs := e.runTests()
+	jobs := e.runTests(2)
 	for typ, j := range jobs {
 		msg, _ := j["StatusMessage"].(string)
 		if j["Status"] != "FAILED" || !strings.Contains(msg, "data corrupt") || j["ValidationStatus"] != nil {
