@@ -183,6 +183,9 @@ type RestoreJob struct {
 	// ValidationWindowHours is how long a restore test's target stays
 	// after the restore ends.
 	ValidationWindowHours int64 `json:",omitempty"`
+	// RestoreTestCheck is the selection's own check of a restore test
+	// (restoretest_run.go), kept out of the provider's metadata.
+	RestoreTestCheck *RestoreCheck `json:",omitempty"`
 }
 
 // ServiceConfig configures a Service.
@@ -212,6 +215,9 @@ type ServiceConfig struct {
 	// Space admits the data backups and copies bring into vaults; nil
 	// admits everything.
 	Space Space
+	// Admin names the deployment's admin account, the only one whose
+	// restore tests run a ValidationCommand; nil: no account's do.
+	Admin func() string
 }
 
 // Space decides whether the disk has room for new data. A backup job it
@@ -264,6 +270,7 @@ type Service struct {
 	// dirty lists the vault repositories with garbage for Collect (guarded
 	// by mu): account/name → {account, name}.
 	dirty map[string][2]string
+	admin func() string
 }
 
 // NewService returns a service. Jobs an earlier run left unfinished are
@@ -276,7 +283,7 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		return nil, errors.New("backup service: no resource providers")
 	}
 	s := &Service{cat: cfg.Catalog, providers: cfg.Providers, dir: cfg.Dir, secret: cfg.Secret, log: cfg.Logger, vaults: map[string]*vault.Vault{}}
-	s.space = cfg.Space
+	s.space, s.admin = cfg.Space, cfg.Admin
 	s.streams = streams{running: map[string]context.CancelFunc{}, syncing: map[string]*syncState{}, synced: map[string]uint64{}, sending: map[string]*sync.Mutex{}}
 	if s.space == nil {
 		s.space = admitAll{}
@@ -348,7 +355,7 @@ func (s *Service) failInterrupted(ctx context.Context) error {
 		}
 		for _, j := range restores {
 			j.Status, j.StatusMessage, j.CompletionDate = RestoreFailed, "The job was interrupted by a restart of the server.", &now
-			if err := putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), j); err != nil {
+			if err := putRestoreJob(tx, j); err != nil {
 				return err
 			}
 		}
@@ -541,7 +548,7 @@ func (s *Service) saveJob(ctx context.Context, j *BackupJob) error {
 
 func (s *Service) saveRestore(ctx context.Context, j *RestoreJob) error {
 	return s.cat.update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
-		return putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), j)
+		return putRestoreJob(tx, j)
 	})
 }
 
@@ -793,6 +800,7 @@ type StartRestoreJobInput struct {
 	// restored target stays for validation before it is deleted.
 	RestoreTestingPlanARN string
 	ValidationWindowHours int64
+	RestoreTestCheck      *RestoreCheck
 }
 
 // StartRestoreJob records a restore job and starts it.
@@ -845,6 +853,7 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: withoutSecrets(in.Metadata),
 		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
 		CreatedResourceARN: target, RestoreTestingPlanARN: in.RestoreTestingPlanARN, ValidationWindowHours: in.ValidationWindowHours,
+		RestoreTestCheck: in.RestoreTestCheck,
 	}
 	if err := s.saveRestore(ctx, j); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"hash/fnv"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -17,8 +20,9 @@ import (
 
 // RestoreTester is a Provider that restore testing can run: it names a
 // scratch target a test restores into, checks what a restore wrote there
-// against the point, and deletes the target. A type whose provider is not
-// one is not tested (its selections start nothing).
+// against the point, runs the selection's own check on it, and deletes
+// the target. A type whose provider is not one is not tested (its
+// selections start nothing).
 type RestoreTester interface {
 	// TestRestoreMetadata returns the restore metadata of a test of the
 	// point into a new scratch target, named with id (short, lower-case
@@ -26,31 +30,179 @@ type RestoreTester interface {
 	// keys it sets: a test never writes into a target it did not make.
 	TestRestoreMetadata(p *RecoveryPoint, id string) map[string]string
 	// ValidateRestore checks the target of a completed restore against
-	// the point's items; its error says what differs.
-	ValidateRestore(ctx context.Context, run *RestoreRun) error
-	// DeleteRestored deletes the scratch target named by a test's
-	// CreatedResourceARN; one already gone is no error. It refuses a
-	// target that is not a scratch target of the account.
-	DeleteRestored(ctx context.Context, account, arn string) error
+	// the point's items, then runs check: its Query in the restored
+	// database (a provider without one refuses a Query), its Command with
+	// RunValidationCommand and the target's location in its environment.
+	// It returns what it checked, in a sentence; its error says what
+	// differs or what the check answered.
+	ValidateRestore(ctx context.Context, run *RestoreRun, check RestoreCheck) (string, error)
+	// DeleteRestored deletes a test's scratch target; one already gone is
+	// no error. It refuses a target that is not a scratch target of its
+	// own.
+	DeleteRestored(ctx context.Context, t RestoreTestTarget) error
+}
+
+// Keys of a restore testing selection's RestoreMetadataOverrides that are
+// the selection's own check of each restore, not restore metadata: they
+// are taken out before the provider sees the metadata.
+const (
+	// MetaValidationQuery is SQL run in a restored database: it must run
+	// without error and, if it returns a row, the first column of the
+	// first row must not be false, 0, NULL or empty.
+	MetaValidationQuery = "ValidationQuery"
+	// MetaValidationCommand is a shell command run on the server with the
+	// scratch target's location in its environment; it must exit 0. Only
+	// the deployment's admin account's tests run one.
+	MetaValidationCommand = "ValidationCommand"
+	// MetaValidationDatabase is the database of a PostgreSQL server a
+	// ValidationQuery runs in; postgres when absent.
+	MetaValidationDatabase = "ValidationDatabase"
+)
+
+// RestoreCheck is a selection's own check of its restore tests.
+type RestoreCheck struct {
+	Query    string `json:",omitempty"`
+	Database string `json:",omitempty"`
+	Command  string `json:",omitempty"`
+}
+
+// RestoreTestTarget is a restore test's scratch target, as its job
+// recorded it.
+type RestoreTestTarget struct {
+	Account string
+	// ARN is the job's CreatedResourceArn.
+	ARN string
+	// Metadata is the job's restore metadata (secrets left out), which
+	// holds the provider's TestRestoreMetadata.
+	Metadata map[string]string
+}
+
+// splitRestoreCheck takes the check out of restore metadata.
+func splitRestoreCheck(md map[string]string) *RestoreCheck {
+	c := &RestoreCheck{Query: md[MetaValidationQuery], Database: md[MetaValidationDatabase], Command: md[MetaValidationCommand]}
+	delete(md, MetaValidationQuery)
+	delete(md, MetaValidationDatabase)
+	delete(md, MetaValidationCommand)
+	if *c == (RestoreCheck{}) {
+		return nil
+	}
+	return c
+}
+
+// MayRunValidationCommand reports whether the restore tests of account
+// may run a ValidationCommand: a command on the server is the deployment
+// admin's, as host paths are without --resource-root.
+func (s *Service) MayRunValidationCommand(account string) bool {
+	return s.admin != nil && account != "" && account == s.admin()
+}
+
+type restoreTestKey struct{}
+
+// withRestoreTest marks the context of a restore test's start, so that a
+// provider's CheckRestore lets its own scratch target through the path
+// policy (IsRestoreTest); no request can set it.
+func withRestoreTest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, restoreTestKey{}, true)
+}
+
+// IsRestoreTest reports whether ctx is that of a restore test's start:
+// its target is the provider's own scratch target, which a provider may
+// let through the host path policy (Resources.CheckPath) when it is one.
+func IsRestoreTest(ctx context.Context) bool {
+	v, _ := ctx.Value(restoreTestKey{}).(bool)
+	return v
+}
+
+// validationCommandTimeout bounds a ValidationCommand.
+const validationCommandTimeout = 30 * time.Minute
+
+// RunValidationCommand runs a selection's ValidationCommand for a restore
+// test, as the hooks are run (HookShell -c, its own process group), with
+// BULWARK_RESTORE_JOB_ID, BULWARK_RESTORE_ARN (the created resource),
+// BULWARK_RECOVERY_POINT_ARN and env (the target's location) added to the
+// server's environment. A command that exits non-zero fails the
+// validation with the end of its output, standard output and error.
+func RunValidationCommand(ctx context.Context, run *RestoreRun, command string, env ...string) error {
+	if strings.TrimSpace(command) == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, validationCommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, HookShell, "-c", command)
+	cmd.Env = append(append(os.Environ(), "BULWARK_RESTORE_JOB_ID="+run.j.JobID, "BULWARK_RESTORE_ARN="+run.j.CreatedResourceARN,
+		"BULWARK_RECOVERY_POINT_ARN="+run.Point.ARN), env...)
+	out := &tailWriter{max: hookTail}
+	cmd.Stdout, cmd.Stderr = out, out
+	setProcessGroup(cmd)
+	cmd.WaitDelay = hookKillGrace
+	err := cmd.Run()
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
+		return nil
+	}
+	why := err.Error()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		why = exit.ProcessState.String()
+	}
+	if ctx.Err() != nil {
+		why = "timed out after " + validationCommandTimeout.String()
+	}
+	msg := fmt.Sprintf("%s failed (%s)", MetaValidationCommand, why)
+	if t := out.String(); t != "" {
+		msg += ": " + t
+	}
+	return errorf(ErrInvalidRequest, "%s", msg)
+}
+
+// CheckValidationQuery judges the rows a ValidationQuery returned: none,
+// or a first column of the first row that is not false, 0, NULL or empty.
+func CheckValidationQuery(rows [][]string) error {
+	if len(rows) == 0 || len(rows[0]) == 0 {
+		return nil
+	}
+	switch v := strings.TrimSpace(rows[0][0]); strings.ToLower(v) {
+	case "", "0", "f", "false", "null", "no", "off":
+		return errorf(ErrInvalidRequest, "%s returned %q.", MetaValidationQuery, v)
+	}
+	return nil
 }
 
 // validateRestoreTest validates a restore test's target as its provider
-// does and records the outcome on the job.
-func (s *Service) validateRestoreTest(ctx context.Context, p Provider, run *RestoreRun) {
+// does and records the outcome on the job, with how long the restore
+// (took) and the validation took.
+func (s *Service) validateRestoreTest(ctx context.Context, p Provider, run *RestoreRun, took time.Duration) {
 	t, ok := p.(RestoreTester)
 	if !ok {
 		return
 	}
-	start := time.Now()
-	err := t.ValidateRestore(ctx, run)
 	j := run.j
+	var check RestoreCheck
+	if j.RestoreTestCheck != nil {
+		check = *j.RestoreTestCheck
+	}
+	start := time.Now()
+	var what string
+	var err error
+	if check.Command != "" && !s.MayRunValidationCommand(j.AccountID) {
+		err = errorf(ErrInvalidRequest, "%s runs on the server and is open to the deployment's admin account only.", MetaValidationCommand)
+	} else {
+		what, err = t.ValidateRestore(ctx, run, check)
+	}
+	times := fmt.Sprintf("Restored in %s, validated in %s", round(took), round(time.Since(start)))
 	if err != nil {
-		j.ValidationStatus, j.ValidationStatusMessage = ValidationFailed, jobMessage(ctx, err)
+		j.ValidationStatus, j.ValidationStatusMessage = ValidationFailed, times+": "+jobMessage(ctx, err)
 		return
 	}
+	for _, c := range []struct{ name, v string }{{MetaValidationQuery, check.Query}, {MetaValidationCommand, check.Command}} {
+		if c.v != "" {
+			what += " " + c.name + " passed."
+		}
+	}
 	j.ValidationStatus = ValidationSuccessful
-	j.ValidationStatusMessage = fmt.Sprintf("Every restored item matches the recovery point (validated in %s).", time.Since(start).Round(time.Millisecond))
+	j.ValidationStatusMessage = times + ": " + what
 }
+
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // restoreTestState keys a plan's schedule state in the scheduler's rule
 // state, by the plan's ARN (a plan made again under its name starts
@@ -171,15 +323,16 @@ func (s *Scheduler) startRestoreTests(ctx context.Context, account string, p *Re
 			if md == nil {
 				md = map[string]string{}
 			}
+			check := splitRestoreCheck(md)
 			maps.Copy(md, tester.TestRestoreMetadata(pt, id))
 			var window int64
 			if sel.ValidationWindowHours != nil {
 				window = *sel.ValidationWindowHours
 			}
-			_, err = s.jobs.StartRestoreJob(ctx, account, StartRestoreJobInput{
+			_, err = s.jobs.StartRestoreJob(withRestoreTest(ctx), account, StartRestoreJobInput{
 				RecoveryPointARN: pt.ARN, IAMRoleARN: sel.IamRoleArn, Metadata: md,
 				IdempotencyToken:      token,
-				RestoreTestingPlanARN: p.RestoreTestingPlanArn, ValidationWindowHours: window,
+				RestoreTestingPlanARN: p.RestoreTestingPlanArn, ValidationWindowHours: window, RestoreTestCheck: check,
 			})
 			var be *Error
 			if errors.As(err, &be) {
@@ -205,21 +358,110 @@ func (s *Scheduler) startRestoreTests(ctx context.Context, account string, p *Re
 	})
 }
 
-// deleteRestoreTests deletes the targets of ended restore tests whose
-// validation window has passed, and records the deletion on the job.
-func (s *Service) deleteRestoreTests(ctx context.Context, now time.Time) error {
-	var due []*RestoreJob
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
+// spaceRTTargets indexes the scratch targets of ended restore tests not
+// yet deleted, with the time each is due for deletion: the deletion pass
+// reads them, not every restore job. An entry is written in the
+// transaction that writes its job (putRestoreJob).
+const spaceRTTargets = "backup-restore-test-targets" // account/jobID → pendingTarget
+
+// rtTargetsIndexed marks, in spaceRTTargets, that the restore jobs of an
+// earlier version, written without the index, have been indexed.
+var rtTargetsIndexed = []byte("\x00indexed")
+
+// pendingTarget is an entry of spaceRTTargets.
+type pendingTarget struct {
+	Due time.Time
+}
+
+// putRestoreJob writes a restore job, and keeps its entry in the index of
+// pending scratch targets: a restore test's target is pending from the
+// end of its job until it is deleted, due when the job's validation
+// window has passed since its end, or earlier when a final validation
+// result moved the due time (PutRestoreValidationResult).
+func putRestoreJob(tx meta.Tx, j *RestoreJob) error {
+	if err := putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), j); err != nil {
+		return err
+	}
+	if j.RestoreTestingPlanARN == "" || j.CreatedResourceARN == "" || j.CompletionDate == nil {
+		return nil
+	}
+	k := key(j.AccountID, j.JobID)
+	if j.DeletionStatus == DeletionSuccessful {
+		return tx.Delete(spaceRTTargets, k)
+	}
+	due := j.CompletionDate.Add(time.Duration(j.ValidationWindowHours) * time.Hour)
+	cur := &pendingTarget{}
+	if ok, err := getJSON(tx, spaceRTTargets, k, cur); err != nil {
+		return err
+	} else if ok && cur.Due.Before(due) {
+		return nil
+	}
+	return putJSON(tx, spaceRTTargets, k, &pendingTarget{Due: due})
+}
+
+// dueSooner makes a pending target of the job due at the latest at t.
+func dueSooner(tx meta.Tx, j *RestoreJob, t time.Time) error {
+	k := key(j.AccountID, j.JobID)
+	cur := &pendingTarget{}
+	ok, err := getJSON(tx, spaceRTTargets, k, cur)
+	if err != nil || !ok || !cur.Due.After(t) {
+		return err
+	}
+	return putJSON(tx, spaceRTTargets, k, &pendingTarget{Due: t})
+}
+
+// indexRestoreTests indexes, once, the pending targets of restore jobs
+// written before the index was.
+func (s *Service) indexRestoreTests(ctx context.Context) error {
+	return s.cat.update(ctx, func(tx meta.Tx) error {
+		if tx.Get(spaceRTTargets, rtTargetsIndexed) != nil {
+			return nil
+		}
 		it := tx.Iter(spaceRestoreJobs)
+		var jobs []*RestoreJob
 		for k, v := it.Seek(nil); k != nil; k, v = it.Next() {
 			j := &RestoreJob{}
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if j.RestoreTestingPlanARN == "" || j.DeletionStatus == DeletionSuccessful || j.CompletionDate == nil || j.CreatedResourceARN == "" {
+			if j.RestoreTestingPlanARN != "" {
+				jobs = append(jobs, j)
+			}
+		}
+		for _, j := range jobs {
+			if err := putRestoreJob(tx, j); err != nil {
+				return err
+			}
+		}
+		return tx.Put(spaceRTTargets, rtTargetsIndexed, []byte{1})
+	})
+}
+
+// deleteRestoreTests deletes the scratch targets of ended restore tests
+// that are due (their validation window has passed, or a final validation
+// result came), and records the deletion on the job.
+func (s *Service) deleteRestoreTests(ctx context.Context, now time.Time) error {
+	if err := s.indexRestoreTests(ctx); err != nil {
+		return err
+	}
+	var due []*RestoreJob
+	err := s.cat.view(ctx, func(tx meta.Tx) error {
+		it := tx.Iter(spaceRTTargets)
+		for k, v := it.Seek(nil); k != nil; k, v = it.Next() {
+			pt := &pendingTarget{}
+			if bytes.Equal(k, rtTargetsIndexed) {
 				continue
 			}
-			if !now.Before(j.CompletionDate.Add(time.Duration(j.ValidationWindowHours) * time.Hour)) {
+			if err := json.Unmarshal(v, pt); err != nil {
+				return err
+			}
+			if now.Before(pt.Due) {
+				continue
+			}
+			j := &RestoreJob{}
+			if ok, err := getJSON(tx, spaceRestoreJobs, k, j); err != nil {
+				return err
+			} else if ok {
 				due = append(due, j)
 			}
 		}
@@ -230,30 +472,38 @@ func (s *Service) deleteRestoreTests(ctx context.Context, now time.Time) error {
 	}
 	var errs []error
 	for _, j := range due {
-		prov, err := s.providers.Lookup(j.CreatedResourceARN)
-		tester, ok := prov.(RestoreTester)
-		if err != nil || !ok {
-			continue
-		}
-		status, msg := DeletionSuccessful, ""
-		if err := tester.DeleteRestored(ctx, j.AccountID, j.CreatedResourceARN); err != nil {
-			status, msg = DeletionFailed, jobMessage(ctx, err)
-			errs = append(errs, fmt.Errorf("delete restore test target %s: %w", j.CreatedResourceARN, err))
-		}
-		err = s.cat.update(ctx, func(tx meta.Tx) error {
-			cur := &RestoreJob{}
-			if ok, err := getJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), cur); err != nil || !ok {
-				return err
-			}
-			if cur.Status == RestoreCompleted && (cur.ValidationStatus == "" || cur.ValidationStatus == ValidationValidating) {
-				cur.ValidationStatus = ValidationTimedOut
-			}
-			cur.DeletionStatus, cur.DeletionStatusMessage = status, msg
-			return putJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), cur)
-		})
-		if err != nil {
+		if err := s.deleteRestoreTest(ctx, j); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteRestoreTest deletes one test's scratch target and records the
+// outcome: a target that is not deleted stays pending, retried at the
+// next pass.
+func (s *Service) deleteRestoreTest(ctx context.Context, j *RestoreJob) error {
+	prov, err := s.providers.Lookup(j.CreatedResourceARN)
+	tester, ok := prov.(RestoreTester)
+	if err != nil || !ok {
+		return nil
+	}
+	status, msg := DeletionSuccessful, ""
+	var derr error
+	if err := tester.DeleteRestored(ctx, RestoreTestTarget{Account: j.AccountID, ARN: j.CreatedResourceARN, Metadata: j.Metadata}); err != nil {
+		status, msg = DeletionFailed, jobMessage(ctx, err)
+		derr = fmt.Errorf("delete restore test target %s: %w", j.CreatedResourceARN, err)
+	}
+	err = s.cat.update(ctx, func(tx meta.Tx) error {
+		cur := &RestoreJob{}
+		if ok, err := getJSON(tx, spaceRestoreJobs, key(j.AccountID, j.JobID), cur); err != nil || !ok {
+			return err
+		}
+		if cur.Status == RestoreCompleted && (cur.ValidationStatus == "" || cur.ValidationStatus == ValidationValidating) {
+			cur.ValidationStatus = ValidationTimedOut
+		}
+		cur.DeletionStatus, cur.DeletionStatusMessage = status, msg
+		return putRestoreJob(tx, cur)
+	})
+	return errors.Join(derr, err)
 }

@@ -93,7 +93,7 @@ func TestS3TestRestoreMetadata(t *testing.T) {
 	if len(name) > 63 || !strings.HasSuffix(name, "-restore-test-0123abcd") || strings.Contains(name, "--") || md["NewBucket"] != "true" {
 		t.Fatalf("metadata %v", md)
 	}
-	if err := p.DeleteRestored(context.Background(), schedAcct, "arn:aws:s3:::source-bucket-name"); err == nil {
+	if err := p.DeleteRestored(context.Background(), backup.RestoreTestTarget{Account: schedAcct, ARN: "arn:aws:s3:::source-bucket-name"}); err == nil {
 		t.Fatal("a bucket not made by a restore test deleted")
 	}
 }

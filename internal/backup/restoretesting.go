@@ -718,6 +718,7 @@ func (s *Service) PutRestoreValidationResult(ctx context.Context, account, jobID
 	default:
 		return errorf(ErrInvalidParameter, "Invalid ValidationStatus %q: it must be FAILED, SUCCESSFUL, TIMED_OUT or VALIDATING.", status)
 	}
+	now := s.cat.clock()
 	return s.cat.update(ctx, func(tx meta.Tx) error {
 		j := &RestoreJob{}
 		ok := false
@@ -734,7 +735,15 @@ func (s *Service) PutRestoreValidationResult(ctx context.Context, account, jobID
 			return errorf(ErrInvalidRequest, "Restore job %s is %s: only a completed restore can be validated.", jobID, j.Status)
 		}
 		j.ValidationStatus, j.ValidationStatusMessage = status, message
-		return putJSON(tx, spaceRestoreJobs, key(account, jobID), j)
+		if err := putRestoreJob(tx, j); err != nil {
+			return err
+		}
+		// A final result ends the validation: as AWS Backup does, the
+		// scratch target goes now rather than when the window ends.
+		if status == ValidationSuccessful || status == ValidationFailed {
+			return dueSooner(tx, j, now)
+		}
+		return nil
 	})
 }
 

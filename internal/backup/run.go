@@ -307,11 +307,12 @@ func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, r
 		}
 	}
 	defer s.jobRunning(kindRestore)()
+	began := time.Now()
 	err = p.Restore(ctx, run)
 	run.mu.Lock() // the provider's goroutines are done; this orders their counts before the caller's read
 	run.mu.Unlock()
 	if err == nil && j.RestoreTestingPlanARN != "" {
-		s.validateRestoreTest(ctx, p, run)
+		s.validateRestoreTest(ctx, p, run, time.Since(began))
 	}
 	return err
 }

@@ -27,12 +27,19 @@ func (*S3Provider) TestRestoreMetadata(p *RecoveryPoint, id string) map[string]s
 	return map[string]string{"DestinationBucketName": src + restoreTestInfix + id, "NewBucket": "true"}
 }
 
+var _ RestoreTester = (*S3Provider)(nil)
+
 // ValidateRestore checks that every item the restore took is in the
-// target bucket with the size and ETag of the point's entry.
-func (p *S3Provider) ValidateRestore(ctx context.Context, run *RestoreRun) error {
+// target bucket with the size and ETag of the point's entry, then runs
+// the check's command with BULWARK_RESTORE_BUCKET, the scratch bucket's
+// name, in its environment. A bucket has no ValidationQuery.
+func (p *S3Provider) ValidateRestore(ctx context.Context, run *RestoreRun, check RestoreCheck) (string, error) {
+	if check.Query != "" {
+		return "", errJob("%s applies to databases; a bucket is checked with %s.", MetaValidationQuery, MetaValidationCommand)
+	}
 	plan, err := parseRestoreMetadata(run.Point, run.Metadata)
 	if err != nil {
-		return err
+		return "", err
 	}
 	entries := run.Entries
 	if run.Point.IsContinuous() {
@@ -40,11 +47,12 @@ func (p *S3Provider) ValidateRestore(ctx context.Context, run *RestoreRun) error
 			return p.stateAt(ctx, run, fn)
 		}
 	}
-	bad, first := 0, ""
+	n, bad, first := 0, 0, ""
 	err = entries(ctx, func(e vault.Entry, _ vault.ObjectRef) error {
 		if !plan.selects(e.Key) {
 			return nil
 		}
+		n++
 		cur, err := p.store.HeadObject(ctx, plan.bucket, e.Key, "")
 		switch {
 		case errors.Is(err, objectstore.ErrNoSuchKey):
@@ -62,18 +70,22 @@ func (p *S3Provider) ValidateRestore(ctx context.Context, run *RestoreRun) error
 		return nil
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	if bad > 0 {
-		return errJob("%d restored objects are missing or differ from the recovery point in size or ETag, the first %q.", bad, first)
+		return "", errJob("%d restored objects are missing or differ from the recovery point in size or ETag, the first %q.", bad, first)
 	}
-	return nil
+	if err := RunValidationCommand(ctx, run, check.Command, "BULWARK_RESTORE_BUCKET="+plan.bucket); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("all %d objects of the recovery point are in bucket %s with their size and ETag.", n, plan.bucket), nil
 }
 
 // DeleteRestored deletes a bucket a restore test made, every version in
 // it first.
-func (p *S3Provider) DeleteRestored(ctx context.Context, account, arn string) error {
-	name, ok := bucketOfARN(arn)
+func (p *S3Provider) DeleteRestored(ctx context.Context, t RestoreTestTarget) error {
+	account := t.Account
+	name, ok := bucketOfARN(t.ARN)
 	if !ok || !strings.Contains(name, restoreTestInfix) {
 		return errJob("Bucket %s is not a restore test's bucket.", name)
 	}

@@ -194,6 +194,15 @@ type rtSelectionIn struct {
 	ValidationWindowHours       *int64
 }
 
+// checkValidationCommand refuses a selection's ValidationCommand but the
+// deployment admin's: it runs on the server.
+func (c *call) checkValidationCommand(overrides map[string]string) error {
+	if _, ok := overrides[backup.MetaValidationCommand]; ok && (c.h.jobs == nil || !c.h.jobs.MayRunValidationCommand(c.account)) {
+		return errf("InvalidParameterValueException", 400, "RestoreMetadataOverrides %s runs a command on the server and is open to the deployment's admin account only.", backup.MetaValidationCommand)
+	}
+	return nil
+}
+
 // checkResourceType refuses a type no provider of the region has.
 func (c *call) checkResourceType(t string) error {
 	if _, ok := c.h.providers.ByType(t); t != "" && !ok {
@@ -226,6 +235,9 @@ func createRTSelection(ctx context.Context, c *call) (any, error) {
 		if err := c.authorizeAction(ctx, "iam:PassRole", s.IamRoleArn); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.checkValidationCommand(s.RestoreMetadataOverrides); err != nil {
+		return nil, err
 	}
 	out, plan, err := c.h.cat.CreateRestoreTestingSelection(ctx, c.account, c.r.PathValue("plan"), backup.RestoreTestingSelection{
 		RestoreTestingSelectionName: s.RestoreTestingSelectionName, ProtectedResourceType: s.ProtectedResourceType,
@@ -319,6 +331,9 @@ func updateRTSelection(ctx context.Context, c *call) (any, error) {
 		if err := c.authorizeAction(ctx, "iam:PassRole", *u.IamRoleArn); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.checkValidationCommand(u.RestoreMetadataOverrides); err != nil {
+		return nil, err
 	}
 	s, plan, err := c.h.cat.UpdateRestoreTestingSelection(ctx, c.account, c.r.PathValue("plan"), c.r.PathValue("sel"), *u)
 	if err != nil {

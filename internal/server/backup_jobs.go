@@ -48,7 +48,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 			backup.EngineSQLite:   rds.NewSQLite(rds.SQLiteConfig{ScratchDir: scratch, Space: r.Disk}),
 			backup.EngineMySQL:    rds.NewMySQL(rs, rds.MySQLConfig{ScratchDir: scratch, Space: r.Disk}),
 		}),
-		efs.New(rs),
+		efs.New(rs).SetScratchDir(filepath.Join(scratch, "restore-tests")),
 	}
 	providers, err := backup.NewRegistry(append(builtin, r.cfg.BackupProviders...)...)
 	if err != nil {
@@ -59,6 +59,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		Registerer: r.Registry,
 		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
 		Space: r.Disk,
+		Admin: func() string { return r.admin },
 	})
 	if err != nil {
 		return err

@@ -56,6 +56,7 @@ const (
 // Provider backs up and restores registered directories.
 type Provider struct {
 	backup.RegisteredBase
+	scratch string // restore tests' directory (restoretest.go)
 }
 
 var (

@@ -182,8 +182,10 @@ func (p *Provider) CheckRestore(ctx context.Context, account string, rp *backup.
 	if err != nil {
 		return "", err
 	}
-	if err := p.Resources.CheckPath(account, MetaTargetDirectory, plan.target); err != nil {
-		return "", err
+	if !(backup.IsRestoreTest(ctx) && p.scratchTarget(plan.target)) {
+		if err := p.Resources.CheckPath(account, MetaTargetDirectory, plan.target); err != nil {
+			return "", err
+		}
 	}
 	if err := checkTarget(plan); err != nil {
 		return "", err

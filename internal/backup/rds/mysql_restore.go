@@ -61,41 +61,11 @@ func (m *MySQL) plan(ctx context.Context, account string, p *backup.RecoveryPoin
 	if !mysqlIdent.MatchString(pl.dst) {
 		return nil, badParam("Invalid TargetDatabase %q: 1 to 64 ASCII letters, digits, _ or $.", pl.dst)
 	}
-	srcPort, _ := strconv.Atoi(src[mysqlMetaPort])
-	pl.srv = mysqlServer{Host: src[mysqlMetaHost], Port: srcPort, User: src[mysqlMetaUser]}
-	if v := md[mysqlMetaTargetHost]; v != "" {
-		pl.srv.Host = v
+	srv, sameServer, err := m.targetServer(ctx, account, p, md)
+	if err != nil {
+		return nil, err
 	}
-	if v := md[mysqlMetaTargetUser]; v != "" {
-		pl.srv.User = v
-	}
-	if v := md[mysqlMetaTargetPort]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, badParam("Invalid TargetPort %q: a number from 1 to 65535.", v)
-		}
-		pl.srv.Port = n
-	}
-	if pl.srv.Host == "" || pl.srv.User == "" || pl.srv.Port == 0 {
-		return nil, &backup.Error{Kind: backup.ErrMissingParameter, Message: "Missing restore metadata TargetHost, TargetPort or TargetUser."}
-	}
-	if strings.ContainsAny(pl.srv.Host, "\n\"\\") || strings.ContainsAny(pl.srv.User, "\n") {
-		return nil, badParam("Invalid TargetHost or TargetUser.")
-	}
-	sameServer := pl.srv.Host == src[mysqlMetaHost] && strconv.Itoa(pl.srv.Port) == src[mysqlMetaPort]
-	if pw, ok := md[mysqlMetaTargetPassword]; ok {
-		pl.srv.Password = pw
-	} else if sameServer && pl.srv.User == src[mysqlMetaUser] {
-		// The source's own server and user: its registered password,
-		// while it is registered.
-		if reg, err := m.rs.Get(ctx, account, p.ResourceARN); err == nil {
-			pw, err := m.rs.Password(reg)
-			if err != nil {
-				return nil, err
-			}
-			pl.srv.Password = pw
-		}
-	}
+	pl.srv = srv
 	if v := md[metaRestoreTime]; v != "" {
 		at, err := m.restoreTime(src, v)
 		if err != nil {
@@ -126,6 +96,50 @@ func (m *MySQL) plan(ctx context.Context, account string, p *backup.RecoveryPoin
 		return nil, badParam("Database %s exists already on %s: a restore creates a new database and never writes into one.", pl.dst, pl.srv.addr())
 	}
 	return pl, nil
+}
+
+// targetServer is the server a restore's metadata names (the source's
+// by default), with the password to log in: TargetPassword, or the
+// source's registered one for its own server and user. sameServer says
+// whether it is the source's server.
+func (m *MySQL) targetServer(ctx context.Context, account string, p *backup.RecoveryPoint, md map[string]string) (mysqlServer, bool, error) {
+	src := p.ResourceMetadata
+	srcPort, _ := strconv.Atoi(src[mysqlMetaPort])
+	srv := mysqlServer{Host: src[mysqlMetaHost], Port: srcPort, User: src[mysqlMetaUser]}
+	if v := md[mysqlMetaTargetHost]; v != "" {
+		srv.Host = v
+	}
+	if v := md[mysqlMetaTargetUser]; v != "" {
+		srv.User = v
+	}
+	if v := md[mysqlMetaTargetPort]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return srv, false, badParam("Invalid TargetPort %q: a number from 1 to 65535.", v)
+		}
+		srv.Port = n
+	}
+	if srv.Host == "" || srv.User == "" || srv.Port == 0 {
+		return srv, false, &backup.Error{Kind: backup.ErrMissingParameter, Message: "Missing restore metadata TargetHost, TargetPort or TargetUser."}
+	}
+	if strings.ContainsAny(srv.Host, "\n\"\\") || strings.ContainsAny(srv.User, "\n") {
+		return srv, false, badParam("Invalid TargetHost or TargetUser.")
+	}
+	sameServer := srv.Host == src[mysqlMetaHost] && strconv.Itoa(srv.Port) == src[mysqlMetaPort]
+	if pw, ok := md[mysqlMetaTargetPassword]; ok {
+		srv.Password = pw
+	} else if sameServer && srv.User == src[mysqlMetaUser] {
+		// The source's own server and user: its registered password,
+		// while it is registered.
+		if reg, err := m.rs.Get(ctx, account, p.ResourceARN); err == nil {
+			pw, err := m.rs.Password(reg)
+			if err != nil {
+				return srv, false, err
+			}
+			srv.Password = pw
+		}
+	}
+	return srv, sameServer, nil
 }
 
 // restoreTime parses a RestoreTime and checks it against the point's

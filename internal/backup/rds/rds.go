@@ -132,7 +132,7 @@ func (p *Provider) CheckRestore(ctx context.Context, account string, rp *backup.
 		return "", &backup.Error{Kind: backup.ErrInvalidParameter, Message: fmt.Sprintf("The recovery point is of engine %s, not %s.", rp.ResourceMetadata[MetaEngine], v)}
 	}
 	for _, k := range hostPathKeys {
-		if v, ok := md[k]; ok && filepath.IsAbs(v) {
+		if v, ok := md[k]; ok && filepath.IsAbs(v) && !p.scratchPath(ctx, md, v) {
 			if err := p.Resources.CheckPath(account, k, v); err != nil {
 				return "", err
 			}
