@@ -37,6 +37,9 @@ var (
 	ErrMissingParameter = errors.New("missing parameter value")
 	ErrInvalidRequest   = errors.New("invalid request")
 	ErrLimitExceeded    = errors.New("limit exceeded")
+	// ErrConflict refuses a change that another resource depends on (a
+	// framework a report plan reports on).
+	ErrConflict = errors.New("conflict")
 )
 
 // Error is a caller's mistake: a kind and the message AWS would give.
