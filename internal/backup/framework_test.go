@@ -1,55 +1,26 @@
 package backup
 
 import (
-	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
-	"github.com/bulwark/bulwark/internal/meta/bolt"
-	"github.com/bulwark/bulwark/internal/objectstore"
 )
 
-// auditEnv is a catalog, job service and Audit Manager over an object
-// store with two buckets of acct, "data" and "spare", on a clock the test
-// moves.
+// auditEnv is the lock tests' catalog, job service and clock, with Audit
+// Manager and two buckets of acct, "data" and "spare".
 type auditEnv struct {
-	t     *testing.T
-	clock atomic.Int64
-	cat   *Catalog
-	svc   *Service
+	*lockEnv
 	audit *Audit
 }
 
-func (e *auditEnv) now() time.Time          { return time.Unix(0, e.clock.Load()).UTC() }
-func (e *auditEnv) advance(d time.Duration) { e.clock.Add(int64(d)) }
-
 func newAuditEnv(t *testing.T) *auditEnv {
 	t.Helper()
-	e := &auditEnv{t: t}
-	e.clock.Store(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	dir := t.TempDir()
-	m, err := bolt.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	blobs, err := blobfs.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := objectstore.New(objectstore.Config{Region: region, Meta: m, Blobs: blobs, Now: e.now, InlineLimit: -1})
+	e := &auditEnv{lockEnv: newLockEnv(t)}
+	p, _ := e.svc.providers.ByType(S3)
 	for _, b := range []string{"data", "spare"} {
-		if err := st.CreateBucket(ctx, b, acct, region); err != nil {
+		if err := p.(*S3Provider).store.CreateBucket(ctx, b, acct, region); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.cat = NewCatalog(m, region, e.now)
-	if e.svc, err = NewService(ctx, ServiceConfig{Catalog: e.cat, Providers: mustRegistry(t, NewS3Provider(st)), Dir: filepath.Join(dir, "vaults"), Secret: []byte("secret")}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.svc.Close(ctx) })
 	e.audit = NewAudit(AuditConfig{Jobs: e.svc})
 	return e
 }

@@ -36,21 +36,25 @@ func (h *Handler) auditRoutes() {
 	}
 }
 
-// authorizeFramework authorizes the call's action on the framework named
-// in the URI, by its ARN; one that does not exist is judged by the ARN
-// prefix and its name, so that whoever may not act on it does not learn
-// whether it exists.
-func (c *call) authorizeFramework(ctx context.Context) (*backup.Framework, error) {
+// authorizeNamed authorizes the call's action on the framework or report
+// plan named in the URI, by its ARN; one that does not exist is judged by
+// the ARN prefix and its name, so that whoever may not act on it does not
+// learn whether it exists.
+func authorizeNamed[T any](ctx context.Context, c *call, describe func(context.Context, string, string) (*T, error), prefix string, arnOf func(*T) string) (*T, error) {
 	name := c.r.PathValue("name")
-	f, err := c.h.audit.DescribeFramework(ctx, c.account, name)
-	resource := c.h.audit.FrameworkARNPrefix(c.account) + name
+	v, err := describe(ctx, c.account, name)
+	resource := prefix + name
 	if err == nil {
-		resource = f.FrameworkArn
+		resource = arnOf(v)
 	}
 	if aerr := c.authorize(ctx, resource); aerr != nil {
 		return nil, aerr
 	}
-	return f, err
+	return v, err
+}
+
+func (c *call) authorizeFramework(ctx context.Context) (*backup.Framework, error) {
+	return authorizeNamed(ctx, c, c.h.audit.DescribeFramework, c.h.audit.FrameworkARNPrefix(c.account), func(f *backup.Framework) string { return f.FrameworkArn })
 }
 
 func createFramework(ctx context.Context, c *call) (any, error) {

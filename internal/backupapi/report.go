@@ -6,19 +6,8 @@ import (
 	"github.com/bulwark/bulwark/internal/backup"
 )
 
-// authorizeReportPlan is authorizeFramework for the report plan named in
-// the URI.
 func (c *call) authorizeReportPlan(ctx context.Context) (*backup.ReportPlan, error) {
-	name := c.r.PathValue("name")
-	p, err := c.h.audit.DescribeReportPlan(ctx, c.account, name)
-	resource := c.h.audit.ReportPlanARNPrefix(c.account) + name
-	if err == nil {
-		resource = p.ReportPlanArn
-	}
-	if aerr := c.authorize(ctx, resource); aerr != nil {
-		return nil, aerr
-	}
-	return p, err
+	return authorizeNamed(ctx, c, c.h.audit.DescribeReportPlan, c.h.audit.ReportPlanARNPrefix(c.account), func(p *backup.ReportPlan) string { return p.ReportPlanArn })
 }
 
 // reportPlanOut is a ReportPlan of the model.
