@@ -14,6 +14,10 @@
 // provider of an ARN. The region's buckets are the S3 provider
 // (s3resource.go); copies, cold storage, lifecycle and vault lock work on
 // points whatever their type.
+//
+// Audit (framework.go) is Backup Audit Manager: frameworks of controls
+// evaluated over the catalog, and report plans whose report jobs write
+// their reports into buckets through a ReportWriter.
 package backup
 
 import (
@@ -37,6 +41,9 @@ var (
 	ErrMissingParameter = errors.New("missing parameter value")
 	ErrInvalidRequest   = errors.New("invalid request")
 	ErrLimitExceeded    = errors.New("limit exceeded")
+	// ErrConflict refuses a change that another resource depends on (a
+	// framework a report plan reports on).
+	ErrConflict = errors.New("conflict")
 )
 
 // Error is a caller's mistake: a kind and the message AWS would give.

@@ -54,6 +54,9 @@ type SchedulerConfig struct {
 	LeaseTTL   time.Duration // DefaultLeaseTTL when 0
 	MaxCatchUp int           // DefaultMaxCatchUp when 0
 	Logger     *slog.Logger
+	// Reports, when set, has each pass start the daily report job of
+	// every report plan (Audit.StartDueReports).
+	Reports *Audit
 }
 
 // Scheduler runs the region's backup plans by the clock. Several may run
@@ -66,7 +69,8 @@ type SchedulerConfig struct {
 // catch-up after a downtime), and looks for jobs past their completion
 // window. It runs the restore testing plans the same way, and deletes
 // the targets of restore tests whose validation window has passed
-// (restoretest_run.go). What a rule has evaluated is kept in the store, so
+// (restoretest_run.go), and starts the daily report job of each report
+// plan (report.go). What a rule has evaluated is kept in the store, so
 // a pass repeated after a crash starts nothing twice.
 type Scheduler struct {
 	jobs       *Service
@@ -77,6 +81,7 @@ type Scheduler struct {
 	ttl        time.Duration
 	maxCatchUp int
 	log        *slog.Logger
+	reports    *Audit
 
 	wake chan struct{}
 
@@ -91,6 +96,7 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 		jobs: cfg.Jobs, cat: cfg.Jobs.cat, id: cfg.ID, now: cfg.Now, interval: cfg.Interval,
 		ttl: cfg.LeaseTTL, maxCatchUp: cfg.MaxCatchUp, log: cfg.Logger, wake: make(chan struct{}, 1),
 	}
+	s.reports = cfg.Reports
 	if s.id == "" {
 		s.id = newUUID()
 	}
@@ -279,6 +285,11 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	}
 	if _, err := s.jobs.MovePoints(ctx, now); err != nil {
 		errs = append(errs, err)
+	}
+	if s.reports != nil {
+		if err := s.reports.StartDueReports(ctx, now); err != nil {
+			errs = append(errs, fmt.Errorf("report plans: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,8 @@ func validateTags(tags map[string]string) error {
 }
 
 // taggable checks that arn names an existing vault, live plan, restore
-// testing plan or recovery point of the account in the catalog's region.
+// testing plan, recovery point, framework or report plan of the account in
+// the catalog's region.
 func (c *Catalog) taggable(tx meta.Tx, account, arn string) error {
 	notFound := errorf(ErrNotFound, "Resource %s does not exist.", arn)
 	prefix := "arn:aws:backup:" + c.region + ":" + account + ":"
@@ -50,6 +51,14 @@ func (c *Catalog) taggable(tx meta.Tx, account, arn string) error {
 		}
 	case "restore-testing-plan":
 		if !restoreTestingPlanOfARN(tx, account, arn, name) {
+			return notFound
+		}
+	case "framework":
+		if !auditResourceOfARN(tx, spaceFrameworks, account, arn, name) {
+			return notFound
+		}
+	case "report-plan":
+		if !auditResourceOfARN(tx, spaceReportPlans, account, arn, name) {
 			return notFound
 		}
 	case "recovery-point":

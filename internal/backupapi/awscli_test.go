@@ -66,8 +66,8 @@ func TestCLIVaults(t *testing.T) {
 	if !reflect.DeepEqual(rt["ResourceTypes"], []any{"S3"}) {
 		t.Fatalf("resource types: %v", rt)
 	}
-	stderr := a.Fail("NotImplementedException", "backup", "list-frameworks")
-	if !strings.Contains(stderr, "ListFrameworks") {
+	stderr := a.Fail("NotImplementedException", "backup", "list-legal-holds")
+	if !strings.Contains(stderr, "ListLegalHolds") {
 		t.Fatalf("unimplemented operation not named: %s", stderr)
 	}
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// Providers are the resource types the region backs up
 	// (GetSupportedResourceTypes, ResourceName); Jobs' when nil.
 	Providers *backup.Registry
+	// Audit serves Backup Audit Manager; when nil, one over Jobs that
+	// delivers no reports (none when Jobs is nil too).
+	Audit *backup.Audit
 	// Verifier checks signatures; nil means one over Keys for the
 	// "backup" scope.
 	Verifier   *sigv4.Verifier
@@ -67,6 +70,7 @@ type Handler struct {
 	jobs *backup.Service
 	// providers name resources and their types.
 	providers *backup.Registry
+	audit     *backup.Audit
 	verify    *sigv4.Verifier
 	keys      iam.KeyLookup
 	authz     iam.Authorizer
@@ -80,6 +84,10 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	h := &Handler{cat: cfg.Catalog, jobs: cfg.Jobs, verify: cfg.Verifier, keys: cfg.Keys, authz: cfg.Authorizer, region: cfg.Region, log: cfg.Logger, now: cfg.Now}
 	h.providers = cfg.Providers
+	h.audit = cfg.Audit
+	if h.audit == nil && cfg.Jobs != nil {
+		h.audit = backup.NewAudit(backup.AuditConfig{Jobs: cfg.Jobs, Logger: cfg.Logger})
+	}
 	if h.providers == nil && cfg.Jobs != nil {
 		h.providers = cfg.Jobs.Providers()
 	}
@@ -105,6 +113,7 @@ func New(cfg Config) *Handler {
 	h.routes()
 	h.jobRoutes()
 	h.restoreTestingRoutes()
+	h.auditRoutes()
 	return h
 }
 

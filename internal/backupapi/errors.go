@@ -74,6 +74,7 @@ var domainErrors = []struct {
 	{backup.ErrMissingParameter, "MissingParameterValueException"},
 	{backup.ErrInvalidRequest, "InvalidRequestException"},
 	{backup.ErrLimitExceeded, "LimitExceededException"},
+	{backup.ErrConflict, "ConflictException"},
 }
 
 // Exception returns the AWS Backup exception that answers an error of one

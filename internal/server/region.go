@@ -165,6 +165,8 @@ type Region struct {
 	Jobs   *backup.Service // backup and restore jobs, vault repositories
 	// Resources are the databases and directories registered for backup.
 	Resources *backup.Resources
+	// Audit is Backup Audit Manager: frameworks and report plans.
+	Audit *backup.Audit
 	// BackupScheduler runs the region's backup plans (set by Serve).
 	BackupScheduler *backup.Scheduler
 	// Scrub checks the stored data and repairs what rotted.
@@ -300,6 +302,7 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		bm.Close()
 		return nil, err
 	}
+	r.openAudit()
 	if err := r.bootstrap(ctx); err != nil {
 		bm.Close()
 		return nil, err
@@ -383,7 +386,7 @@ func (r *Region) Handler() http.Handler {
 		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"iam", "sts"}, Regions: iamRegions},
 	})
 	backupAPI := backupapi.New(backupapi.Config{
-		Catalog: r.Backup, Jobs: r.Jobs, Providers: r.Jobs.Providers(), Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
+		Catalog: r.Backup, Jobs: r.Jobs, Providers: r.Jobs.Providers(), Audit: r.Audit, Keys: r.keys, Authorizer: r.authz, Region: r.cfg.Region, Logger: r.log,
 		Verifier: &sigv4.Verifier{Lookup: auth.Lookup(r.keys), Services: []string{"backup"}, Regions: r.verifier().Regions},
 	})
 	metrics := r.metricsScrape(promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{}))
