@@ -92,7 +92,7 @@ func (r *Region) serveAudit(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	policy, err := r.auditPolicy()
+	policy, err := auditPolicy(r.cfg)
 	if err != nil {
 		writeJSONError(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
@@ -118,9 +118,9 @@ func (r *Region) isAdminAccount(p *iam.Principal) bool {
 
 // auditPolicy is the deployment's: the configuration's, the topology
 // file's requirement, the defaults.
-func (r *Region) auditPolicy() (audit.Policy, error) {
-	p := r.cfg.Audit
-	if req := r.cfg.Topology.AuditRequire(); p.Require == nil && req != nil {
+func auditPolicy(cfg Config) (audit.Policy, error) {
+	p := cfg.Audit
+	if req := cfg.Topology.AuditRequire(); p.Require == nil && req != nil {
 		ts, err := audit.ParseThreats(strings.Join(req, ","))
 		if err != nil {
 			return p, fmt.Errorf("the topology file's audit.require: %w", err)

@@ -336,3 +336,59 @@ func TestAuditRegionDown(t *testing.T) {
 		t.Fatalf("verdict %s", rep.Verdict)
 	}
 }
+
+// TestAuditCredentialLoss copies a bucket's backup into a vault of the
+// other region under a compliance-mode vault lock. While the lock can
+// still be removed (its grace time) nothing survives the account's
+// credentials; once it is fixed, the copy does, and the bucket is
+// protected against every threat.
+func TestAuditCredentialLoss(t *testing.T) {
+	d := startAuditDeployment(t, nil)
+	wc := d.west.Client(t)
+	ctx := context.Background()
+	versionedBucket(t, wc, "vaulted", "us-west-2")
+	putObject(t, wc, "vaulted", "ledger.csv", "row 1\n")
+	_, err := d.east.Backup.CreateVault(ctx, servertest.AccountID, backup.CreateVaultInput{Name: "locked"})
+	mustDo(t, err)
+	_, err = d.east.Backup.PutVaultLock(ctx, servertest.AccountID, "locked", backup.VaultLockInput{
+		MinRetentionDays: ptr[int64](7), ChangeableForDays: ptr[int64](3)})
+	mustDo(t, err)
+
+	role := "arn:aws:iam::" + servertest.AccountID + ":role/backup"
+	j, err := d.west.Jobs.StartBackupJob(ctx, servertest.AccountID, backup.StartBackupJobInput{VaultName: "Default",
+		ResourceARN: "arn:aws:s3:::vaulted", IAMRoleARN: role, Lifecycle: &backup.Lifecycle{DeleteAfterDays: ptr[int64](35)}})
+	mustDo(t, err)
+	waitFor(t, "the backup", func() bool {
+		j, err := d.west.Jobs.DescribeBackupJob(ctx, servertest.AccountID, j.JobID)
+		mustDo(t, err)
+		return j.State == backup.JobCompleted
+	})
+	j, err = d.west.Jobs.DescribeBackupJob(ctx, servertest.AccountID, j.JobID)
+	mustDo(t, err)
+	cj, err := d.west.Jobs.StartCopyJob(ctx, servertest.AccountID, backup.StartCopyJobInput{RecoveryPointARN: j.RecoveryPointARN,
+		SourceVaultName: "Default", DestinationVaultARN: "arn:aws:backup:us-east-1:" + servertest.AccountID + ":backup-vault:locked",
+		IAMRoleARN: role, Lifecycle: &backup.Lifecycle{DeleteAfterDays: ptr[int64](35)}})
+	mustDo(t, err)
+	waitFor(t, "the copy", func() bool {
+		cj, err := d.west.Jobs.DescribeCopyJob(ctx, servertest.AccountID, cj.CopyJobID)
+		mustDo(t, err)
+		return cj.State == backup.CopyCompleted
+	})
+
+	arn := "arn:aws:s3:::vaulted"
+	all := url.Values{"resource": {arn}, "require": {"all"}}
+	if c := cellOf(t, audited(t, d.west, all), arn, audit.CredentialLoss); c.Status != audit.Unprotected {
+		t.Errorf("credential loss while the lock can still be removed: %+v", c)
+	}
+	d.at(d.now().Add(3*24*time.Hour + time.Minute))
+	rep := audited(t, d.west, all)
+	c := cellOf(t, rep, arn, audit.CredentialLoss)
+	if c.Status != audit.Protected || c.RPO == nil || time.Duration(*c.RPO) < 3*24*time.Hour || !strings.Contains(strings.Join(c.By, ";"), "backup-vault:locked") {
+		t.Errorf("credential loss under a fixed compliance lock: %+v", c)
+	}
+	for _, th := range []audit.Threat{audit.RegionOutage, audit.AccidentalDeletion, audit.Corruption} {
+		if c := cellOf(t, rep, arn, th); c.Status != audit.Protected {
+			t.Errorf("%s: %+v", th, c)
+		}
+	}
+}

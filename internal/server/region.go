@@ -213,6 +213,9 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	case cfg.ScrubInterval < 0:
 		cfg.ScrubInterval = 0
 	}
+	if _, err := auditPolicy(cfg); err != nil {
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	}
 	log := cfg.Logger.With("region", cfg.Region)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
