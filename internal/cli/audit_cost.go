@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/adminapi"
 	"github.com/bulwark/bulwark/internal/audit"
@@ -75,6 +76,16 @@ func money(p audit.Prices, v float64) string {
 
 func gb(bytes int64) string { return fmt.Sprintf("%.2f GB", float64(bytes)/audit.GB) }
 
+// requests says how many replication requests were counted over how long,
+// and the month they make at that rate: a rate measured over minutes
+// says little of a month.
+func requests(u audit.Usage, perMonth float64, at time.Time) string {
+	if u.ReplicationRequests == 0 || u.RequestsSince.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("%d in %s (%.0f)", u.ReplicationRequests, at.Sub(u.RequestsSince).Round(time.Minute), perMonth)
+}
+
 func threatList(ts []audit.Threat) string {
 	if len(ts) == 0 {
 		return "nothing"
@@ -98,12 +109,12 @@ func printCost(w io.Writer, rep *audit.CostReport) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RESOURCE\tTYPE\tPER MONTH\tREPLICATION\tBACKUP\tREQUESTS/MONTH\tREPLICAS\tWARM\tCOLD\tDEDUP SAVED")
+	fmt.Fprintln(tw, "RESOURCE\tTYPE\tPER MONTH\tREPLICATION\tBACKUP\tREQUESTS (A MONTH AT THAT RATE)\tREPLICAS\tWARM\tCOLD\tDEDUP SAVED")
 	for _, r := range rep.Resources {
 		u := r.Usage
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s (%s)\n", u.ARN, u.Type,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s (%s)\n", u.ARN, u.Type,
 			money(p, r.Configured.Total), money(p, r.Configured.Replication), money(p, r.Configured.Backup),
-			r.RequestsPerMonth, gb(u.ReplicaBytes), gb(u.WarmBytes), gb(u.ColdBytes), gb(r.DedupSavedBytes), money(p, r.DedupSaved))
+			requests(u, r.RequestsPerMonth, rep.At), gb(u.ReplicaBytes), gb(u.WarmBytes), gb(u.ColdBytes), gb(r.DedupSavedBytes), money(p, r.DedupSaved))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nConfigured, all resources: %s a month.\n\nWhat if (per month; * priced from the resource's size, not measured):\n", money(p, rep.Total))

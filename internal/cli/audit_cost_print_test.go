@@ -25,9 +25,8 @@ func TestPrintCost(t *testing.T) {
 	out := strings.Join(strings.Fields(b.String()), " ")
 	for _, want := range []string{
 		"replication $0.005 per 1,000 requests, replica storage $0.023 per GB-month, backup $0.05 per GB-month warm and $0.01 cold",
-		"arn:aws:s3:::media S3 $2.23 $2.23 $0.00 400000 10.00 GB",
-		"S3 $2.23 $2.23 $0.00 400000 10.00 GB 0.00 GB 0.00 GB 0.00 GB ($0.00)",
-		"RDS $0.05 $0.00 $0.05 0 0.00 GB 1.00 GB 0.00 GB 2.00 GB ($0.10)", // 3 GB of points in 1 GB stored
+		"arn:aws:s3:::media S3 $2.23 $2.23 $0.00 40000 in 73h0m0s (400000) 10.00 GB 0.00 GB 0.00 GB 0.00 GB ($0.00)",
+		"RDS $0.05 $0.00 $0.05 - 0.00 GB 1.00 GB 0.00 GB 2.00 GB ($0.10)", // 3 GB of points in 1 GB stored
 		"Configured, all resources: $2.28 a month.",
 		"arn:aws:s3:::media configured $2.23 region-outage accidental-deletion, corruption, credential-loss",
 		"arn:aws:s3:::media backup-only $1.00* region-outage, accidental-deletion, corruption credential-loss",
