@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/backup/vault/vaulttest"
 )
@@ -22,10 +23,12 @@ func TestOpenStoredReadsPastTheCache(t *testing.T) {
 	if err := v.Verify(ctx, "p"); err != nil { // the cache now holds the data
 		t.Fatal(err)
 	}
+	began := time.Now()
 	s, err := v.OpenStored(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("stored handle opened in %s", time.Since(began).Round(time.Millisecond))
 	checkPoint(t, s, "p", objs)
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)

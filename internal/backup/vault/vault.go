@@ -19,6 +19,7 @@
 //	repo/          kopia blob storage (format blob, pack, index and manifest blobs)
 //	kopia.config   kopia's connection file (no secret in it)
 //	cache/         kopia's local cache of metadata and recently read data
+//	               (OpenStored reads past it)
 //
 // Concurrency: any number of Writers may be open at once; Collect waits for
 // them to finish and holds off new ones while it runs, because kopia's
