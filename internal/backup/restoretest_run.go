@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulwark/bulwark/internal/backup/schedule"
+	"github.com/bulwark/bulwark/internal/backup/vault"
 	"github.com/bulwark/bulwark/internal/meta"
 )
 
@@ -204,6 +205,47 @@ func (s *Service) validateRestoreTest(ctx context.Context, p Provider, run *Rest
 
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
+// restoreTestVault is the handle a restore test reads its point through:
+// one that reads the vault's storage, never its cache. A test is there to
+// prove that the stored backup restores, and kopia's content cache serves
+// the data it read before without reading the packs again, so a pack
+// damaged since would pass through the vault's own handle unseen.
+func restoreTestVault(ctx context.Context, v *vault.Vault) (*vault.Vault, error) {
+	stored, err := v.OpenStored(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("restore test: %w", err)
+	}
+	return stored, nil
+}
+
+// failRestoreTest records a restore test that could not start (its
+// restore was refused) as a FAILED restore job of the plan, saying why: a
+// test nobody sees failing would be taken for one that passed. The job
+// has no created resource, so nothing is deleted after it. A pass
+// repeated after a crash records it once (the job's idempotency token).
+func (s *Service) failRestoreTest(ctx context.Context, account string, pt *RecoveryPoint, resourceType string, in StartRestoreJobInput, cause error) error {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	now := s.cat.clock()
+	jobs, err := s.ListRestoreJobs(ctx, account, JobFilter{})
+	if err != nil {
+		return err
+	}
+	if prev, _ := reuse(jobs, in.IdempotencyToken, now, func(j *RestoreJob) (string, time.Time) { return j.IdempotencyToken, j.CreationDate },
+		func(*RestoreJob) bool { return true }); prev != nil {
+		return nil
+	}
+	j := &RestoreJob{
+		AccountID: account, JobID: strings.ToUpper(newUUID()), RecoveryPointARN: pt.ARN, VaultName: pt.VaultName,
+		ResourceType: resourceType, IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: withoutSecrets(in.Metadata),
+		Status: RestoreFailed, StatusMessage: "The restore test did not start: " + jobMessage(ctx, cause),
+		CreationDate: now, CompletionDate: &now, BackupSizeInBytes: pt.BackupSizeInBytes,
+		RestoreTestingPlanARN: in.RestoreTestingPlanARN, ValidationWindowHours: in.ValidationWindowHours, RestoreTestCheck: in.RestoreTestCheck,
+	}
+	s.observeJob(kindRestore, j.Status, now, now, 0, 0)
+	return s.saveRestore(ctx, j)
+}
+
 // restoreTestState keys a plan's schedule state in the scheduler's rule
 // state, by the plan's ARN (a plan made again under its name starts
 // afresh).
@@ -329,15 +371,16 @@ func (s *Scheduler) startRestoreTests(ctx context.Context, account string, p *Re
 			if sel.ValidationWindowHours != nil {
 				window = *sel.ValidationWindowHours
 			}
-			_, err = s.jobs.StartRestoreJob(withRestoreTest(ctx), account, StartRestoreJobInput{
+			in := StartRestoreJobInput{
 				RecoveryPointARN: pt.ARN, IAMRoleARN: sel.IamRoleArn, Metadata: md,
 				IdempotencyToken:      token,
 				RestoreTestingPlanARN: p.RestoreTestingPlanArn, ValidationWindowHours: window, RestoreTestCheck: check,
-			})
+			}
+			_, err = s.jobs.StartRestoreJob(withRestoreTest(ctx), account, in)
 			var be *Error
 			if errors.As(err, &be) {
 				s.log.Warn("restore test not started", "plan", p.RestoreTestingPlanName, "resource", res.ARN, "point", pt.ARN, "err", err)
-				continue
+				err = s.jobs.failRestoreTest(ctx, account, pt, prov.Type(), in, err)
 			}
 			if err != nil {
 				errs = append(errs, err)

@@ -286,6 +286,14 @@ func (s *Service) restorePoint(ctx context.Context, p Provider, j *RestoreJob, r
 	if err != nil {
 		return fmt.Errorf("open vault %s: %w", rp.VaultName, err)
 	}
+	if j.RestoreTestingPlanARN != "" {
+		stored, err := restoreTestVault(ctx, v)
+		if err != nil {
+			return err
+		}
+		defer stored.Close(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+		v = stored
+	}
 	run := &RestoreRun{Account: j.AccountID, Point: rp, Metadata: md, s: s, v: v, j: j, lastSave: time.Now()}
 	if rp.IsContinuous() {
 		t, _, err := s.restoreTime(ctx, rp, md)

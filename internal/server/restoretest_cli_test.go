@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bulwark/bulwark/internal/backup"
+	"github.com/bulwark/bulwark/internal/backup/vault/vaulttest"
 	"github.com/bulwark/bulwark/internal/server"
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
@@ -102,20 +102,25 @@ func (e *restoreTestEnv) plan(s3Window, dbWindow int, dbOverrides string) {
 }
 
 // runTests moves the clock past 04:00 and returns the restore jobs the
-// plan started, by resource type, once they have ended.
+// plan started, by resource type, once they have ended (other restores
+// are left out).
 func (e *restoreTestEnv) runTests(n int) map[string]map[string]any {
 	e.clock.Store(e.day0.Add(4*time.Hour + 30*time.Second).UnixNano())
 	jobs := map[string]map[string]any{}
 	waitFor(e.t, "the restore tests", func() bool {
-		list := e.aws.Run("backup", "list-restore-jobs")["RestoreJobs"].([]any)
-		for _, j := range list {
+		tests := 0
+		for _, j := range e.aws.Run("backup", "list-restore-jobs")["RestoreJobs"].([]any) {
 			j := j.(map[string]any)
+			if by, _ := j["CreatedBy"].(map[string]any); by["RestoreTestingPlanArn"] == nil {
+				continue
+			}
 			if j["Status"] != "COMPLETED" && j["Status"] != "FAILED" {
 				return false
 			}
 			jobs[j["ResourceType"].(string)] = j
+			tests++
 		}
-		return len(list) == n
+		return tests == n
 	})
 	return jobs
 }
@@ -235,43 +240,26 @@ func TestCLIRestoreTestsEndToEnd(t *testing.T) {
 }
 
 // TestCLIRestoreTestOfCorruptPoints damages the vault's data of a bucket's
-// and a database's points on disk (the region stopped, the vault's cache
-// removed): their restore tests fail, saying what is wrong, and what they
-// restored is deleted.
+// and a database's points on disk, with the region running and its vault
+// cache holding the database's data (an ordinary restore read it, and
+// reads it again from the cache after the damage): their restore tests,
+// which read the vault's storage, fail, saying what is wrong, and what
+// they restored is deleted.
 func TestCLIRestoreTestOfCorruptPoints(t *testing.T) {
 	e := newRestoreTestEnv(t)
-	// The region stops, so that nothing of the points is read from its
-	// caches, and starts again on the damaged vault.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	mustDo(t, e.r.Close(ctx))
-	packs := 0
-	err := filepath.WalkDir(filepath.Join(e.r.Dir, "vaults"), func(path string, d fs.DirEntry, err error) error {
-		// Data packs are the vault repository's blobs under repo/p.
-		sep := string(filepath.Separator)
-		if err == nil && d.IsDir() && d.Name() == "cache" {
-			if err := os.RemoveAll(path); err != nil { // nothing is read from the vault's cache
-				return err
-			}
-			return fs.SkipDir
-		}
-		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".f") || !strings.Contains(path, sep+"repo"+sep+"p"+sep) {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < len(data); i += 61 {
-			data[i] ^= 0x40
-		}
-		packs++
-		return os.WriteFile(path, data, 0o600)
-	})
-	if err != nil || packs == 0 {
-		t.Fatalf("damaged %d packs: %v", packs, err)
+	point := e.aws.Run("backup", "list-recovery-points-by-resource", "--resource-arn", e.dbARN)["RecoveryPoints"].([]any)[0].(map[string]any)["RecoveryPointArn"].(string)
+	restoreCopy := func(name string) map[string]any {
+		md := fmt.Sprintf(`{"TargetPath":%q}`, filepath.Join(t.TempDir(), name))
+		id := e.aws.Run("backup", "start-restore-job", "--recovery-point-arn", point, "--iam-role-arn", roleARN, "--metadata", md)["RestoreJobId"].(string)
+		return e.waitJob("the restore of "+name, id, func(d map[string]any) bool { return d["Status"] == "COMPLETED" || d["Status"] == "FAILED" })
 	}
-	e.start(e.r.Dir)
+	if d := restoreCopy("before.db"); d["Status"] != "COMPLETED" {
+		t.Fatalf("restore before the damage: %v", d)
+	}
+	vaulttest.DamagePacks(t, filepath.Join(e.r.Dir, "vaults"))
+	if d := restoreCopy("cached.db"); d["Status"] != "COMPLETED" {
+		t.Fatalf("an ordinary restore after the damage no longer reads the cache, so this test shows nothing of the restore tests' reads: %v", d)
+	}
 	e.plan(0, 0, `{}`)
 	jobs := e.runTests(2)
 	for typ, j := range jobs {

@@ -104,6 +104,11 @@ func (pg *Postgres) checkTarget(ctx context.Context, p *backup.RecoveryPoint, md
 	if t.dataDir, err = checkDataDir(md[MetaDataDirectory], rm[pgMetaSourceDir], t.user); err != nil {
 		return nil, err
 	}
+	if backup.IsRestoreTest(ctx) {
+		if err := pg.checkScratchTarget(t.dataDir); err != nil {
+			return nil, err
+		}
+	}
 	if t.port, err = checkPort(md[MetaPort]); err != nil {
 		return nil, err
 	}

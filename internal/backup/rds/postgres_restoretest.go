@@ -2,6 +2,8 @@ package rds
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,11 +24,27 @@ import (
 var _ TestEngine = (*Postgres)(nil)
 
 // TestRestoreMetadata restores a test into a new data directory
-// Dir/restore-tests/restore-test-<id>, short enough for the server's
-// socket, and starts its server on a port free now. The server's user
-// must be able to enter Dir (checked when the restore is asked for).
+// ROOT/restore-tests/restore-test-<id>, short enough for the server's
+// socket, and starts its server on a port free now. ROOT is the engine's
+// directory when the server's user can enter it (Bulwark runs as that
+// user, or the region's data directory lets it pass), else the engine's
+// root in the system's temporary directory (outsideScratchRoot): a
+// region's data directory is 0700 and root's, which the postgres user
+// cannot enter, and opening it to that user would open it to more.
 func (pg *Postgres) TestRestoreMetadata(p *backup.RecoveryPoint, id string) map[string]string {
-	dir := makeScratchDir(pg.cfg.Dir, 0o755)
+	root := pg.cfg.Dir
+	if u, err := pg.serverUser(); err == nil && !reachable(filepath.Join(root, restoreTestsDir), u) {
+		root = pg.outsideScratchRoot()
+	}
+	var dir string
+	if root == pg.cfg.Dir {
+		dir = makeScratchDir(root, 0o755)
+	} else {
+		dir = filepath.Join(root, restoreTestsDir)
+		if err := makeOutsideScratchDir(root); err != nil {
+			pg.log.Warn("postgres restore test: scratch directory", "dir", dir, "err", err) // refused by CheckRestore
+		}
+	}
 	port := ""
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		port = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
@@ -39,8 +58,93 @@ func (pg *Postgres) TestRestoreMetadata(p *backup.RecoveryPoint, id string) map[
 }
 
 // ScratchPath reports whether path is a data directory of the engine's
-// restore tests.
-func (pg *Postgres) ScratchPath(path string) bool { return inScratchDir(pg.cfg.Dir, path) }
+// restore tests, in either of its roots.
+func (pg *Postgres) ScratchPath(path string) bool {
+	return inScratchDir(pg.cfg.Dir, path) || inScratchDir(pg.outsideScratchRoot(), path)
+}
+
+// outsideScratchRoot is the engine's root for restore tests out of the
+// region's data directory: a directory of the system's temporary
+// directory named for the engine's directory, so that it is the same
+// after a restart (a test's target is deleted then) and each region has
+// its own. It and its restore-tests directory are Bulwark's user's, mode
+// 0711: the server's user passes through to its data directory (its own,
+// 0700), no one else may list or change them.
+func (pg *Postgres) outsideScratchRoot() string {
+	dir, err := filepath.Abs(pg.cfg.Dir)
+	if err != nil {
+		dir = pg.cfg.Dir
+	}
+	h := sha256.Sum256([]byte(dir))
+	return filepath.Join(os.TempDir(), "bulwark-pg-"+hex.EncodeToString(h[:6]))
+}
+
+// makeOutsideScratchDir makes root and its restore-tests directory, or
+// checks them when they exist: a directory of the system's temporary
+// directory could have been made by another user first.
+func makeOutsideScratchDir(root string) error {
+	for _, d := range []string{root, filepath.Join(root, restoreTestsDir)} {
+		if err := os.Mkdir(d, 0o711); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := ownScratchDir(d); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownScratchDir checks that a directory above a scratch data directory is
+// Bulwark's own: a real directory (not a link), of Bulwark's user, that
+// no one else may write to. The restore writes below it as Bulwark's
+// user, which must not be steered elsewhere.
+func ownScratchDir(d string) error {
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", d)
+	case ok && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s belongs to user %d, not to Bulwark's user %d", d, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s may be written to by others (mode %04o)", d, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// checkScratchTarget refuses a restore test whose data directory is not
+// in a scratch directory of the engine's that is Bulwark's own.
+func (pg *Postgres) checkScratchTarget(dir string) error {
+	if !pg.ScratchPath(dir) {
+		return invalid("%s is not the data directory of a restore test.", dir)
+	}
+	tests := filepath.Dir(dir)
+	for _, d := range []string{tests, filepath.Dir(tests)} {
+		if err := ownScratchDir(d); err != nil {
+			return invalid("The restore test's scratch directory cannot be used: %v.", err)
+		}
+	}
+	return nil
+}
+
+// reachable reports whether the server's user can enter every existing
+// directory of path and above; those missing, a restore makes passable.
+func reachable(path string, u *serverUser) bool {
+	for d := path; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && (!fi.IsDir() || !searchable(fi, u)) {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
 
 // pgNotChecked are the entries of a base backup a running server may
 // remove or never had: its WAL, statistics and logical decoding state,

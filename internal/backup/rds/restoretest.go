@@ -18,8 +18,10 @@ import (
 // Restore tests of databases (backup.RestoreTester). Each engine restores
 // a test into a scratch target of its own: a file (SQLite) or a data
 // directory (PostgreSQL) under a restore-tests directory of the engine's
-// scratch directory, a database named <source>_restore_test_<id> on the
-// source's server (MySQL). A target is deleted only when it has the form
+// scratch directory (for PostgreSQL, one out of the region's data
+// directory when the server's user cannot enter that: see
+// postgres_restoretest.go), a database named <source>_restore_test_<id>
+// on the source's server (MySQL). A target is deleted only when it has the form
 // of one: a file or directory of that restore-tests directory whose name
 // ends with restoreTestSuffix, a database whose name does.
 

@@ -19,6 +19,7 @@
 //	repo/          kopia blob storage (format blob, pack, index and manifest blobs)
 //	kopia.config   kopia's connection file (no secret in it)
 //	cache/         kopia's local cache of metadata and recently read data
+//	               (OpenStored reads past it)
 //
 // Concurrency: any number of Writers may be open at once; Collect waits for
 // them to finish and holds off new ones while it runs, because kopia's
@@ -83,8 +84,9 @@ const (
 
 // Vault is an open vault repository. It is safe for concurrent use.
 type Vault struct {
-	dir string
-	rep repo.DirectRepository
+	dir      string
+	rep      repo.DirectRepository
+	password string // kopia's, derived from the deployment secret
 
 	// gate orders writers against Collect.
 	mu         sync.Mutex
@@ -122,7 +124,7 @@ func Open(ctx context.Context, dir string, secret []byte) (*Vault, error) {
 			return nil, fmt.Errorf("open vault %s: %w", dir, err)
 		}
 	}
-	v := &Vault{dir: dir, changed: make(chan struct{}), open: map[*Writer]struct{}{}}
+	v := &Vault{dir: dir, password: password, changed: make(chan struct{}), open: map[*Writer]struct{}{}}
 	r, err := repo.Open(ctx, cfg, password, &repo.Options{
 		DisableInternalLog: true,
 		// kopia's default exits the process; a vault reports instead.
@@ -139,6 +141,8 @@ func Open(ctx context.Context, dir string, secret []byte) (*Vault, error) {
 	v.rep = dr
 	return v, nil
 }
+
+func (v *Vault) configPath() string { return filepath.Join(v.dir, configFile) }
 
 // derivePassword turns the deployment secret into the kopia repository
 // password; kopia stretches it further (scrypt) to unwrap the format key.
