@@ -152,8 +152,10 @@ func (e *Engine) installLocked(ctx context.Context, sum *backlogSummary) {
 	}
 }
 
-// resident returns the tasks held in memory, the lanes and their workers.
-func (e *Engine) resident() (tasks, lanes, workers int) {
+// Resident returns the queued tasks the engine holds in memory (at most
+// Window per destination bucket; the rest wait in the store), the lanes
+// open and their workers.
+func (e *Engine) Resident() (tasks, lanes, workers int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, l := range e.lanes {
