@@ -63,9 +63,9 @@ type EngineConfig struct {
 	// LaneIdle is how long a destination's lane and its workers stay
 	// with nothing to do before they stop; default 5 minutes.
 	LaneIdle time.Duration
-	Registry    prometheus.Registerer
-	Logger      *slog.Logger
-	Now         func() time.Time
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine replicates a region's object versions to their destination
@@ -91,10 +91,10 @@ type Engine struct {
 	// lane's mu.
 	qmu      sync.Mutex
 	mu       sync.Mutex
-	lanes    map[string]*lane               // destination bucket -> lane
-	limiters map[string]*rate.Limiter       // destination bucket -> bandwidth cap
-	failures map[series]*seriesFailures     // failed tasks, summed up
-	stats    map[series]*seriesStat         // per rule and destination
+	lanes    map[string]*lane           // destination bucket -> lane
+	limiters map[string]*rate.Limiter   // destination bucket -> bandwidth cap
+	failures map[series]*seriesFailures // failed tasks, summed up
+	stats    map[series]*seriesStat     // per rule and destination
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
 	roles    roles

@@ -18,7 +18,7 @@ import (
 	"github.com/bulwark/bulwark/internal/server/servertest"
 )
 
-var backlogSize = flag.Int("replication.backlog", 1200, "writes queued while the destination is down, in TestBacklogStaysInWindow")
+var backlogSize = flag.Int("replication.backlog", 800, "writes queued while the destination is down, in TestBacklogStaysInWindow")
 
 // heapMiB returns the live heap after a collection.
 func heapMiB() float64 {
@@ -108,7 +108,7 @@ func TestBacklogStaysInWindow(t *testing.T) {
 		most = max(most, tasks)
 		_, queued, err := west.Replication.Backlog(ctx)
 		if err == nil && queued > 0 {
-			err = fmt.Errorf("%d tasks left", queued)
+			err = fmt.Errorf("%d tasks left, %d in memory", queued, tasks)
 		}
 		return err
 	})
@@ -174,5 +174,49 @@ func TestLaneRetires(t *testing.T) {
 		waitReplica(t, c, "dst", "k", *out.VersionId)
 		waitStatus(t, c, "src", "k", *out.VersionId, types.ReplicationStatusCompleted)
 		eventually(t, "lane to retire", retired)
+	}
+}
+
+// TestDiffStreams compares a bucket with its destination a page at a
+// time: the destination's listing never holds more than about two pages,
+// and the differences are exactly the versions planted on either side.
+func TestDiffStreams(t *testing.T) {
+	const page = 20
+	defer replication.SetDiffPage(page)()
+	r, c := start(t)
+	bucket(t, c, "src")
+	bucket(t, c, "dst")
+	putReplication(t, c, "src", v1Rule("dst"))
+	const n = 150
+	var seventh string
+	for i := range n {
+		out := put(t, c, "src", fmt.Sprintf("k/%04d", i), []byte{byte(i)})
+		if i == 7 {
+			seventh = *out.VersionId
+		}
+	}
+	quiet(t, r.Replication)
+	// Only in the destination: before, among and after the source's keys.
+	for _, k := range []string{"a", "k/0050x", "z"} {
+		put(t, c, "dst", k, []byte("x"))
+	}
+	// Deleted by ID at the source: its replica is left over.
+	gone := put(t, c, "src", "k/0100", []byte("new"))
+	quiet(t, r.Replication)
+	del(t, c, "src", "k/0100", *gone.VersionId)
+	// A replica deleted by ID: missing.
+	del(t, c, "dst", "k/0007", seventh)
+
+	rep := must[*replication.DiffReport](t)(r.Replication.Diff(ctx, "src"))
+	var got []string
+	for _, d := range rep.Differences {
+		got = append(got, d.Kind+" "+d.Key)
+	}
+	want := []string{"EXTRA a", "MISSING k/0007", "EXTRA k/0050x", "EXTRA k/0100", "EXTRA z"}
+	if fmt.Sprint(got) != fmt.Sprint(want) || rep.Compared != n {
+		t.Errorf("differences %v over %d versions, want %v over %d", got, rep.Compared, want, n)
+	}
+	if b := replication.DiffBuffered(); b > 2*page+page/2 || b == 0 {
+		t.Errorf("a destination listing held %d versions at once, want at most about two pages of %d", b, page)
 	}
 }
