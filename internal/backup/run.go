@@ -33,16 +33,9 @@ type BackupRun struct {
 	s        *Service
 	j        *BackupJob
 	w        *vault.Writer
-	prev     map[string]prevItem
+	prev     *previousPoint
+	ctx      context.Context
 	lastSave time.Time
-}
-
-// prevItem is what the previous point holds of an item. Metadata, tags
-// and checksums are left out: the previous point of a large resource is
-// held in memory whole.
-type prevItem struct {
-	e   vault.Entry
-	ref vault.ObjectRef
 }
 
 // Expect records what the resource holds at the run's instant, counted
@@ -56,8 +49,16 @@ func (r *BackupRun) Expect(ctx context.Context, items, bytes int64) error {
 // the vault holds under key, for an incremental backup. Its Metadata,
 // Tags and Checksums are not kept: a provider compares what identifies
 // the data (a version ID and ETag, a size and modification time).
+//
+// Asked in key order, it reads the previous point alongside, holding one
+// of its entries in memory; asked out of order, it loads the point whole.
+// A point that cannot be read answers nothing: the item is then copied
+// in full, which costs time, never correctness.
 func (r *BackupRun) Previous(key string) (vault.Entry, vault.ObjectRef, bool) {
-	p, ok := r.prev[key]
+	p, ok, err := r.prev.lookup(r.ctx, key)
+	if err != nil {
+		return vault.Entry{}, vault.ObjectRef{}, false
+	}
 	return p.e, p.ref, ok
 }
 
@@ -98,29 +99,20 @@ func (r *BackupRun) count(ctx context.Context, e vault.Entry) error {
 	return nil
 }
 
-// previous loads the entries of the latest usable recovery point of the
-// same resource in the vault, for an incremental backup.
-func (s *Service) previous(ctx context.Context, v *vault.Vault, j *BackupJob) (map[string]prevItem, error) {
+// previous opens the latest usable recovery point of the same resource
+// in the vault, for an incremental backup; nil when there is none.
+func (s *Service) previous(ctx context.Context, v *vault.Vault, j *BackupJob) (*previousPoint, error) {
 	ps, err := s.ListRecoveryPoints(ctx, j.AccountID, j.VaultName, j.ResourceARN)
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]prevItem{}
+	var ids []string
 	for _, p := range ps {
-		if p.Status != PointCompleted && p.Status != PointPartial {
-			continue
+		if p.Status == PointCompleted || p.Status == PointPartial {
+			ids = append(ids, p.PointID)
 		}
-		err := v.Entries(ctx, p.PointID, func(e vault.Entry, ref vault.ObjectRef) error {
-			e.Metadata, e.Tags, e.Checksums = nil, nil, nil
-			m[e.Key] = prevItem{e: e, ref: ref}
-			return nil
-		})
-		if errors.Is(err, vault.ErrNotFound) {
-			continue // deleted from the vault meanwhile
-		}
-		return m, err
 	}
-	return m, nil
+	return openPrevious(ctx, v, ids)
 }
 
 // backupResource has the job's provider write the resource as it was at
@@ -157,6 +149,7 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 	if err != nil {
 		return nil, err
 	}
+	defer prev.close()
 	contID := ""
 	if j.Continuous {
 		// A base is a piece of the continuous point pointID names.
@@ -172,7 +165,7 @@ func (s *Service) backupResource(ctx context.Context, p Provider, j *BackupJob, 
 			_ = w.Abort(context.WithoutCancel(ctx))
 		}
 	}()
-	run := &BackupRun{Resource: res, At: at, Continuous: j.Continuous, s: s, j: j, w: w, prev: prev, lastSave: time.Now()}
+	run := &BackupRun{Resource: res, At: at, Continuous: j.Continuous, s: s, j: j, w: w, prev: prev, ctx: ctx, lastSave: time.Now()}
 	result, err := p.Backup(ctx, run)
 	if err != nil {
 		return nil, err

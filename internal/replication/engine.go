@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/meta"
@@ -54,9 +56,16 @@ type EngineConfig struct {
 	// fixed; default 1 minute. A new replication configuration on the
 	// source bucket retries them at once.
 	FailedRetry time.Duration
-	Registry    prometheus.Registerer
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Window is how many queued tasks each destination's lane holds in
+	// memory; the rest wait in the store and are read in as the window
+	// drains. Default 4096.
+	Window int
+	// LaneIdle is how long a destination's lane and its workers stay
+	// with nothing to do before they stop; default 5 minutes.
+	LaneIdle time.Duration
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine replicates a region's object versions to their destination
@@ -71,12 +80,21 @@ type Engine struct {
 	now     func() time.Time
 	metrics *metrics
 
+	window   int
+	laneIdle time.Duration
+	workers  atomic.Int64 // lane workers running
+
+	// qmu orders the queue: a transaction that queues tasks and the
+	// handing of them to their lanes happen under it, and so does a
+	// lane's paging, so lanes see tasks in ID order and a page that comes
+	// up short means the store holds no more. Lock order: qmu, mu, a
+	// lane's mu.
+	qmu      sync.Mutex
 	mu       sync.Mutex
-	lanes    map[string]*lane       // destination bucket -> lane
-	open     map[versionRef]int     // source version -> tasks queued
-	failed   map[versionRef]int     // source version -> tasks failed
-	failures map[uint64]*Task       // failed tasks by ID
-	stats    map[series]*seriesStat // per rule and destination
+	lanes    map[string]*lane           // destination bucket -> lane
+	limiters map[string]*rate.Limiter   // destination bucket -> bandwidth cap
+	failures map[series]*seriesFailures // failed tasks, summed up
+	stats    map[series]*seriesStat     // per rule and destination
 	jobs     map[string]*jobRun
 	vlocks   [vlockCount]sync.Mutex
 	roles    roles
@@ -91,6 +109,12 @@ type Engine struct {
 
 // vlockCount stripes the locks that serialize outcomes per version.
 const vlockCount = 64
+
+// Defaults of the lanes' window and idle time.
+var (
+	defaultWindow   = 4096
+	defaultLaneIdle = 5 * time.Minute
+)
 
 // New returns an engine; Start runs it.
 func New(cfg EngineConfig) *Engine {
@@ -118,42 +142,39 @@ func New(cfg EngineConfig) *Engine {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Window <= 0 {
+		cfg.Window = defaultWindow
+	}
+	if cfg.LaneIdle <= 0 {
+		cfg.LaneIdle = defaultLaneIdle
+	}
 	return &Engine{
 		cfg: cfg, store: cfg.Store, meta: cfg.Meta, log: cfg.Logger.With("component", "replication"),
-		now: cfg.Now, metrics: newMetrics(cfg.Registry),
-		lanes: map[string]*lane{}, open: map[versionRef]int{}, failed: map[versionRef]int{},
-		failures: map[uint64]*Task{}, stats: map[series]*seriesStat{}, jobs: map[string]*jobRun{},
+		now: cfg.Now, metrics: newMetrics(cfg.Registry), window: max(cfg.Window, 2), laneIdle: cfg.LaneIdle,
+		lanes: map[string]*lane{}, limiters: map[string]*rate.Limiter{},
+		failures: map[series]*seriesFailures{}, stats: map[series]*seriesStat{}, jobs: map[string]*jobRun{},
 		wake: make(chan struct{}, 1),
 	}
 }
 
-// Start loads the tasks and failures a previous run left, and starts the
-// dispatcher, the workers and any unfinished batch job.
+// Start sums up the tasks and failures a previous run left, and starts
+// the dispatcher, the lanes that have a backlog (which page their tasks in
+// from the store) and any unfinished batch job.
 func (e *Engine) Start(ctx context.Context) error {
-	var tasks, failures []*Task
-	err := e.meta.View(ctx, func(tx meta.Tx) error {
-		var err error
-		if tasks, err = loadTasks(tx, spaceTasks); err != nil {
-			return err
-		}
-		failures, err = loadTasks(tx, spaceFailed)
-		return err
-	})
+	if err := e.indexQueue(ctx); err != nil {
+		return fmt.Errorf("start replication: %w", err)
+	}
+	sum, err := e.summarize(ctx)
 	if err != nil {
 		return fmt.Errorf("start replication: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.mu.Lock()
 	e.runCtx, e.cancel = runCtx, cancel
-	for _, t := range failures {
-		e.addFailedLocked(t)
-	}
-	for _, t := range tasks {
-		e.enqueueLocked(runCtx, t)
-	}
+	e.installLocked(runCtx, sum)
 	e.mu.Unlock()
-	if len(tasks) > 0 {
-		e.log.Info("resuming replication backlog", "tasks", len(tasks), "failed", len(failures))
+	if sum.tasks > 0 || sum.failed > 0 {
+		e.log.Info("resuming replication backlog", "tasks", sum.tasks, "failed", sum.failed)
 	}
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.dispatch(runCtx) }()
@@ -246,26 +267,7 @@ func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64,
 		}
 	}
 	last := changes[len(changes)-1].Seq
-	var retried []*Task
-	err = e.meta.Update(ctx, func(tx meta.Tx) error {
-		retried = retried[:0]
-		for _, t := range tasks {
-			id, err := tx.NextSeq(spaceTasks)
-			if err != nil {
-				return err
-			}
-			t.ID = id
-			if err := putTask(tx, spaceTasks, t); err != nil {
-				return err
-			}
-		}
-		for _, b := range retryBuckets {
-			rs, err := e.requeueFailedTx(tx, func(t *Task) bool { return t.Bucket == b })
-			if err != nil {
-				return err
-			}
-			retried = append(retried, rs...)
-		}
+	if err := e.queue(ctx, tasks, func(tx meta.Tx) error {
 		for _, v := range unselected {
 			// Born PENDING under rules that no longer select it.
 			if err := clearPendingTx(tx, v); err != nil {
@@ -273,8 +275,7 @@ func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64,
 			}
 		}
 		return tx.Put(spaceState, cursorKey, binary.BigEndian.AppendUint64(nil, last))
-	})
-	if err != nil {
+	}); err != nil {
 		return 0, cursor, err
 	}
 	// The engine is the feed's only consumer so far; it keeps a tail of
@@ -286,13 +287,43 @@ func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64,
 			e.trimmedTo = last - feedTail
 		}
 	}
+	// A new configuration may fix what made operations fail. Should the
+	// process stop before this, the periodic retry requeues them.
+	for _, b := range slices.Compact(retryBuckets) {
+		if _, err := e.requeueFailed(ctx, func(t *Task) bool { return t.Bucket == b }); err != nil {
+			e.log.Warn("retry failed replication", "bucket", b, "err", err)
+		}
+	}
+	return len(changes), last, nil
+}
+
+// queue stores tasks under new IDs, with also's writes, in one
+// transaction, then hands them to their lanes.
+func (e *Engine) queue(ctx context.Context, tasks []*Task, also func(meta.Tx) error) error {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	err := e.meta.Update(ctx, func(tx meta.Tx) error {
+		for _, t := range tasks {
+			id, err := tx.NextSeq(spaceTasks)
+			if err != nil {
+				return err
+			}
+			t.ID = id
+			if err := queueTx(tx, t); err != nil {
+				return err
+			}
+		}
+		return also(tx)
+	})
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
-	e.takeBackLocked(retried)
-	for _, t := range append(tasks, retried...) {
+	defer e.mu.Unlock()
+	for _, t := range tasks {
 		e.enqueueLocked(ctx, t)
 	}
-	e.mu.Unlock()
-	return len(changes), last, nil
+	return nil
 }
 
 func clearPendingTx(tx meta.Tx, v versionRef) error {
@@ -408,63 +439,7 @@ func (e *Engine) Backlog(ctx context.Context) (changes uint64, tasks int, err er
 // RetryFailed queues every failed operation of bucket ("" for all) again
 // now, and returns how many.
 func (e *Engine) RetryFailed(ctx context.Context, bucket string) (int, error) {
-	var retried []*Task
-	err := e.meta.Update(ctx, func(tx meta.Tx) error {
-		var err error
-		retried, err = e.requeueFailedTx(tx, func(t *Task) bool { return bucket == "" || t.Bucket == bucket })
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	e.mu.Lock()
-	e.takeBackLocked(retried)
-	for _, t := range retried {
-		e.enqueueLocked(ctx, t)
-	}
-	e.mu.Unlock()
-	return len(retried), nil
-}
-
-// requeueFailedTx moves the failed tasks that match back into the queue,
-// under new IDs so they follow what was queued meanwhile.
-func (e *Engine) requeueFailedTx(tx meta.Tx, match func(*Task) bool) ([]*Task, error) {
-	e.mu.Lock()
-	var pick []*Task
-	for _, t := range e.failures {
-		if match(t) {
-			c := *t
-			pick = append(pick, &c)
-		}
-	}
-	e.mu.Unlock()
-	for _, t := range pick {
-		if err := tx.Delete(spaceFailed, idKey(t.ID)); err != nil {
-			return nil, err
-		}
-		t.Reason, t.Code, t.FailedAt = "", "", time.Time{}
-		t.Attempts = 0
-		id, err := tx.NextSeq(spaceTasks)
-		if err != nil {
-			return nil, err
-		}
-		t.ID = id
-		if err := putTask(tx, spaceTasks, t); err != nil {
-			return nil, err
-		}
-	}
-	return pick, nil
-}
-
-// takeBackLocked forgets the failures that requeued tasks replace.
-func (e *Engine) takeBackLocked(requeued []*Task) {
-	for _, t := range requeued {
-		for id, f := range e.failures {
-			if f.version() == t.version() && f.Dest == t.Dest && f.Op == t.Op {
-				e.removeFailedLocked(id)
-			}
-		}
-	}
+	return e.requeueFailed(ctx, func(t *Task) bool { return bucket == "" || t.Bucket == bucket })
 }
 
 func (e *Engine) retryFailedLoop(ctx context.Context) {
@@ -480,7 +455,7 @@ func (e *Engine) retryFailedLoop(ctx context.Context) {
 		n := len(e.failures)
 		e.mu.Unlock()
 		if n == 0 {
-			continue
+			continue // no series has a failure
 		}
 		if k, err := e.RetryFailed(ctx, ""); err != nil {
 			e.log.Warn("retry failed replication", "err", err)

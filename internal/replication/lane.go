@@ -1,7 +1,9 @@
 package replication
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -17,14 +19,26 @@ import (
 // A transient failure holds the whole lane back for a backoff, since it
 // almost always means the destination is unreachable: workers then wait
 // instead of hammering a dead peer with every queued task.
+//
+// A lane holds at most a window of its tasks in memory, the ones with the
+// lowest IDs; the rest wait in the store and are paged in, in ID order, as
+// the window drains. A lane with nothing to do for LaneIdle retires, and
+// its workers with it.
 type lane struct {
-	e    *Engine
-	dest string
+	e       *Engine
+	dest    string
+	limiter *rate.Limiter
 
 	mu        sync.Mutex
 	cond      *sync.Cond
 	keys      map[string]*keyQueue
 	ready     []*keyQueue
+	resident  int    // tasks in memory, the ones being sent included
+	loadedTo  uint64 // the highest task ID taken into memory
+	more      bool   // the store holds tasks of the lane after loadedTo
+	refilling bool   // a worker is paging tasks in
+	pushes    uint64 // tasks taken in so far: an idle timer's witness
+	idle      *time.Timer
 	closed    bool
 	downUntil time.Time
 	backoff   time.Duration
@@ -32,7 +46,6 @@ type lane struct {
 	lastOK    time.Time
 	lastFail  time.Time
 	timer     *time.Timer
-	limiter   *rate.Limiter
 }
 
 type keyQueue struct {
@@ -42,51 +55,80 @@ type keyQueue struct {
 	queued bool
 }
 
+// laneLocked returns the lane of dest, made and started when there is
+// none; e.mu is held.
 func (e *Engine) laneLocked(ctx context.Context, dest string) *lane {
 	l := e.lanes[dest]
 	if l != nil {
 		return l
 	}
-	l = &lane{e: e, dest: dest, keys: map[string]*keyQueue{}}
+	l = &lane{e: e, dest: dest, keys: map[string]*keyQueue{}, limiter: e.limiterLocked(dest)}
 	l.cond = sync.NewCond(&l.mu)
-	if bw := e.cfg.Bandwidth; bw > 0 {
-		l.limiter = rate.NewLimiter(rate.Limit(bw), int(min(bw, 1<<20)))
-	}
 	e.lanes[dest] = l
 	for range e.cfg.Workers {
 		e.wg.Add(1)
-		go func() { defer e.wg.Done(); l.work(ctx) }()
+		e.workers.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer e.workers.Add(-1)
+			l.work(ctx)
+		}()
 	}
 	return l
 }
 
-// limiter returns the bandwidth cap of a destination, which batch jobs
-// share with the live queue; nil when there is none.
+// limiterLocked returns the bandwidth cap of a destination, shared by its
+// lane (whichever lane serves it) and batch jobs; nil when there is none.
+func (e *Engine) limiterLocked(dest string) *rate.Limiter {
+	bw := e.cfg.Bandwidth
+	if bw <= 0 {
+		return nil
+	}
+	l := e.limiters[dest]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(bw), int(min(bw, 1<<20)))
+		e.limiters[dest] = l
+	}
+	return l
+}
+
+// limiter returns the bandwidth cap of a destination; nil when there is
+// none.
 func (e *Engine) limiter(dest string) *rate.Limiter {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.runCtx == nil {
-		return nil
-	}
-	return e.laneLocked(e.runCtx, dest).limiter
+	return e.limiterLocked(dest)
 }
 
-// enqueueLocked queues a task and counts it; e.mu is held.
+// enqueueLocked counts a task queued durably and offers it to its lane;
+// e.qmu and e.mu are held, and tasks come in ID order.
 func (e *Engine) enqueueLocked(ctx context.Context, t *Task) {
-	if ctx.Err() != nil {
+	if ctx == nil || ctx.Err() != nil {
 		return
 	}
-	if t.Op != OpTags {
-		e.open[t.version()]++
-	}
-	e.statLocked(t.series()).addPending(t, e.now())
+	e.statLocked(t.series()).addPending(t)
 	e.metrics.pending(t, 1)
-	e.laneLocked(ctx, t.Dest).push(t)
+	e.laneLocked(ctx, t.Dest).offer(t)
 }
 
-func (l *lane) push(t *Task) {
+// offer takes a task just queued into memory when the window has room and
+// nothing older waits in the store; otherwise the task waits there for the
+// lane to page it in.
+func (l *lane) offer(t *Task) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.more || l.resident >= l.e.window {
+		l.more = true
+		l.cond.Signal()
+		return
+	}
+	l.pushLocked(t)
+	l.loadedTo = t.ID
+}
+
+func (l *lane) pushLocked(t *Task) {
+	l.resident++
+	l.pushes++
 	id := t.Bucket + "\x00" + t.Key
 	q := l.keys[id]
 	if q == nil {
@@ -101,30 +143,127 @@ func (l *lane) push(t *Task) {
 	}
 }
 
+// refill pages the lane's next tasks in from the store, after the ones in
+// memory, up to the window. e.qmu keeps new tasks out meanwhile, so a
+// short page means the store holds no more.
+func (l *lane) refill(ctx context.Context) {
+	e := l.e
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	l.mu.Lock()
+	from, n := l.loadedTo, e.window-l.resident
+	l.mu.Unlock()
+	tasks, err := e.pageLane(ctx, l.dest, from, n)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refilling = false
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("page replication tasks in", "dest", l.dest, "err", err)
+			l.holdLocked(err.Error())
+		}
+		return
+	}
+	for _, t := range tasks {
+		l.pushLocked(t)
+		l.loadedTo = t.ID
+	}
+	if len(tasks) < n {
+		l.more = false
+		l.idleLocked()
+	}
+	l.cond.Broadcast()
+}
+
+// pageLane reads up to n tasks of a lane with IDs after from, in ID order.
+func (e *Engine) pageLane(ctx context.Context, dest string, from uint64, n int) ([]*Task, error) {
+	var out []*Task
+	err := e.meta.View(ctx, func(tx meta.Tx) error {
+		out = out[:0]
+		prefix := []byte(dest + "\x00")
+		it := tx.Iter(spaceLanes)
+		for k, _ := it.Seek(laneKey(dest, from+1)); k != nil && len(out) < n && bytes.HasPrefix(k, prefix); k, _ = it.Next() {
+			key := idKey(idOf(k))
+			raw := tx.Get(spaceTasks, key)
+			if raw == nil {
+				continue // an index entry without its task: nothing to send
+			}
+			t, err := decodeTask(key, raw)
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("page tasks of %q: %w", dest, err)
+	}
+	return out, nil
+}
+
+// idleLocked arms the retirement of a lane left with nothing to do.
+func (l *lane) idleLocked() {
+	if l.resident > 0 || l.more || l.closed {
+		return
+	}
+	if l.idle != nil {
+		l.idle.Stop()
+	}
+	pushes := l.pushes
+	l.idle = time.AfterFunc(l.e.laneIdle, func() { l.e.retire(l, pushes) })
+}
+
+// retire closes a lane that took no task since it became idle; the next
+// task for its destination makes a new one.
+func (e *Engine) retire(l *lane, pushes uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lanes[l.dest] != l {
+		return
+	}
+	l.mu.Lock()
+	idle := !l.closed && l.pushes == pushes && l.resident == 0 && !l.more
+	l.mu.Unlock()
+	if idle {
+		delete(e.lanes, l.dest)
+		l.close()
+	}
+}
+
 func (l *lane) close() {
 	l.mu.Lock()
 	l.closed = true
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	if l.idle != nil {
+		l.idle.Stop()
+	}
 	l.cond.Broadcast()
 	l.mu.Unlock()
 }
 
-// next waits for a key whose head task may run now.
-func (l *lane) next() (*keyQueue, *Task) {
+// next waits for a key whose head task may run now, or asks its worker to
+// page tasks in (refill) when the window has drained to half.
+func (l *lane) next() (q *keyQueue, t *Task, refill bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
 		if l.closed {
-			return nil, nil
+			return nil, nil, false
 		}
-		if len(l.ready) > 0 && !l.e.now().Before(l.downUntil) {
+		up := !l.e.now().Before(l.downUntil)
+		if up && l.more && !l.refilling && l.resident <= l.e.window/2 {
+			l.refilling = true
+			return nil, nil, true
+		}
+		if len(l.ready) > 0 && up {
 			q := l.ready[0]
 			l.ready[0] = nil
 			l.ready = l.ready[1:]
 			q.queued, q.busy = false, true
-			return q, q.tasks[0]
+			return q, q.tasks[0], false
 		}
 		l.cond.Wait()
 	}
@@ -139,9 +278,11 @@ func (l *lane) done(q *keyQueue, retry bool) {
 	if !retry {
 		q.tasks[0] = nil
 		q.tasks = q.tasks[1:]
+		l.resident--
 	}
 	if len(q.tasks) == 0 {
 		delete(l.keys, q.id)
+		l.idleLocked()
 		return
 	}
 	q.queued = true
@@ -159,6 +300,10 @@ func (l *lane) done(q *keyQueue, retry bool) {
 func (l *lane) hold(reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.holdLocked(reason)
+}
+
+func (l *lane) holdLocked(reason string) {
 	now := l.e.now()
 	if now.Before(l.downUntil) {
 		return // another worker's failure already holds it
@@ -198,7 +343,11 @@ func (l *lane) reachability() (reachable bool, lastErr string, since time.Time) 
 
 func (l *lane) work(ctx context.Context) {
 	for {
-		q, t := l.next()
+		q, t, refill := l.next()
+		if refill {
+			l.refill(ctx)
+			continue
+		}
 		if t == nil {
 			return
 		}
@@ -230,38 +379,21 @@ func (l *lane) work(ctx context.Context) {
 // status follows in the same transaction.
 func (e *Engine) finish(ctx context.Context, t *Task, res result) error {
 	// Outcomes of one version (several destinations) are recorded one at a
-	// time, so the status written last is the one that counts them all.
+	// time, so that concurrent outcomes do not conflict in the store.
 	vl := &e.vlocks[versionStripe(t.version())]
 	vl.Lock()
 	defer vl.Unlock()
-	e.mu.Lock()
-	ref := t.version()
-	open, failed := e.open[ref], e.failed[ref]
-	e.mu.Unlock()
-	if t.Op != OpTags {
-		open--
-		if res.failed() {
-			failed++
-		}
-	}
-	status := objectstore.StatusCompleted
-	switch {
-	case failed > 0:
-		status = objectstore.StatusFailed
-	case open > 0:
-		status = objectstore.StatusPending
-	}
 	now := e.now()
 	ft := *t
 	if res.failed() {
 		ft.Reason, ft.Code, ft.FailedAt = res.reason, res.code, now
 	}
 	err := e.meta.Update(ctx, func(tx meta.Tx) error {
-		if err := tx.Delete(spaceTasks, idKey(t.ID)); err != nil {
+		if err := dequeueTx(tx, t); err != nil {
 			return err
 		}
 		if res.failed() {
-			if err := putTask(tx, spaceFailed, &ft); err != nil {
+			if err := failTx(tx, &ft); err != nil {
 				return err
 			}
 		}
@@ -276,6 +408,15 @@ func (e *Engine) finish(ctx context.Context, t *Task, res result) error {
 		if t.Op == OpTags {
 			return nil
 		}
+		// The status counts the version's tasks left for every
+		// destination: COMPLETED only when none is queued or failed.
+		status := objectstore.StatusCompleted
+		switch open, failed := versionStateTx(tx, t.version()); {
+		case failed > 0:
+			status = objectstore.StatusFailed
+		case open > 0:
+			status = objectstore.StatusPending
+		}
 		return objectstore.SetReplicationStatusTx(tx, t.Bucket, t.Key, t.VersionID, status)
 	})
 	if err != nil {
@@ -283,11 +424,6 @@ func (e *Engine) finish(ctx context.Context, t *Task, res result) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if t.Op != OpTags {
-		if e.open[ref]--; e.open[ref] <= 0 {
-			delete(e.open, ref)
-		}
-	}
 	st := e.statLocked(t.series())
 	st.removePending(t)
 	e.metrics.pending(t, -1)
@@ -312,28 +448,4 @@ func versionStripe(v versionRef) int {
 	h.Write([]byte(v.key))
 	h.Write([]byte(v.versionID))
 	return int(h.Sum32() % vlockCount)
-}
-
-func (e *Engine) addFailedLocked(t *Task) {
-	e.failures[t.ID] = t
-	if t.Op != OpTags {
-		e.failed[t.version()]++
-	}
-	e.statLocked(t.series()).failedNow++
-	e.metrics.failedGauge(t, 1)
-}
-
-func (e *Engine) removeFailedLocked(id uint64) {
-	t := e.failures[id]
-	if t == nil {
-		return
-	}
-	delete(e.failures, id)
-	if t.Op != OpTags {
-		if e.failed[t.version()]--; e.failed[t.version()] <= 0 {
-			delete(e.failed, t.version())
-		}
-	}
-	e.statLocked(t.series()).failedNow--
-	e.metrics.failedGauge(t, -1)
 }

@@ -96,12 +96,11 @@ func (m *metrics) replicated(t *Task, lat time.Duration) {
 }
 
 // seriesStat is what `replication status` shows of one rule and
-// destination, kept in memory.
+// destination, kept in memory: sums, never one entry per task. The age of
+// the oldest task comes from the store's age index.
 type seriesStat struct {
 	pendingOps, pendingBytes int64
-	failedNow                int
-	oldest                   map[uint64]time.Time // pending task -> written
-	samples                  []sample             // recent latencies, a ring
+	samples                  []sample // recent latencies, a ring
 	next                     int
 }
 
@@ -115,22 +114,20 @@ const maxSamples = 4096
 func (e *Engine) statLocked(s series) *seriesStat {
 	st := e.stats[s]
 	if st == nil {
-		st = &seriesStat{oldest: map[uint64]time.Time{}}
+		st = &seriesStat{}
 		e.stats[s] = st
 	}
 	return st
 }
 
-func (s *seriesStat) addPending(t *Task, now time.Time) {
+func (s *seriesStat) addPending(t *Task) {
 	s.pendingOps++
 	s.pendingBytes += t.Size
-	s.oldest[t.ID] = t.Written
 }
 
 func (s *seriesStat) removePending(t *Task) {
 	s.pendingOps--
 	s.pendingBytes -= t.Size
-	delete(s.oldest, t.ID)
 }
 
 func (s *seriesStat) observe(now time.Time, lat time.Duration) {

@@ -403,19 +403,7 @@ func (e *Engine) replicateVersion(ctx context.Context, v *objectstore.Version, r
 // checkpoint records a batch: the job's position and counts, the report
 // rows, the versions' statuses, and the failures the job has made good.
 func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) error {
-	var cleared []uint64
-	e.mu.Lock()
-	for _, o := range outs {
-		if o.v == nil {
-			continue
-		}
-		for id, f := range e.failures {
-			if f.version() == (versionRef{o.v.Bucket, o.v.Key, o.v.VersionID}) && containsString(o.dests, f.Dest) {
-				cleared = append(cleared, id)
-			}
-		}
-	}
-	e.mu.Unlock()
+	var cleared []*Task
 	for _, o := range outs {
 		if o.v == nil {
 			continue
@@ -433,6 +421,10 @@ func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) erro
 	}
 	now := e.now()
 	err := e.meta.Update(ctx, func(tx meta.Tx) error {
+		var err error
+		if cleared, err = clearFailedTx(tx, outs); err != nil {
+			return err
+		}
 		rows := j.Rows
 		for _, o := range outs {
 			if o.v == nil {
@@ -455,11 +447,6 @@ func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) erro
 				}
 			}
 		}
-		for _, id := range cleared {
-			if err := tx.Delete(spaceFailed, idKey(id)); err != nil {
-				return err
-			}
-		}
 		jj := *j
 		jj.Rows = rows
 		return putJob(tx, &jj)
@@ -473,11 +460,46 @@ func (e *Engine) checkpoint(ctx context.Context, j *Job, outs []jobOutcome) erro
 		}
 	}
 	e.mu.Lock()
-	for _, id := range cleared {
-		e.removeFailedLocked(id)
+	for _, t := range cleared {
+		e.removeFailedLocked(t)
 	}
 	e.mu.Unlock()
 	return nil
+}
+
+// clearFailedTx forgets the failures that the versions a job replicated
+// make good: those of their versions for the destinations reached.
+func clearFailedTx(tx meta.Tx, outs []jobOutcome) ([]*Task, error) {
+	var cleared []*Task
+	for _, o := range outs {
+		if o.v == nil || len(o.dests) == 0 {
+			continue
+		}
+		prefix := versionPrefix(versionRef{o.v.Bucket, o.v.Key, o.v.VersionID})
+		var ids []uint64
+		it := tx.Iter(spaceVersions)
+		for k, val := it.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, val = it.Next() {
+			if len(val) > 0 && (val[0] == stateFailed || val[0] == stateFailed-tagsOffset) && containsString(o.dests, string(val[1:])) {
+				ids = append(ids, idOf(k))
+			}
+		}
+		for _, id := range ids {
+			raw := tx.Get(spaceFailed, idKey(id))
+			if raw == nil {
+				continue
+			}
+			t, err := decodeTask(idKey(id), raw)
+			if err != nil {
+				return nil, err
+			}
+			t.ID = id
+			if err := unfailTx(tx, t); err != nil {
+				return nil, err
+			}
+			cleared = append(cleared, t)
+		}
+	}
+	return cleared, nil
 }
 
 func containsString(l []string, s string) bool {

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -84,38 +85,26 @@ func (e *Engine) Status(ctx context.Context, bucket string) ([]RuleStatus, error
 			want[s] = true
 		}
 	}
+	e.mu.Unlock()
+	if err := e.refreshFailures(ctx); err != nil {
+		return nil, err
+	}
+	oldest, err := e.oldestPending(ctx, slices.Collect(maps.Keys(want)))
+	if err != nil {
+		return nil, err
+	}
 	var out []RuleStatus
+	e.mu.Lock()
 	for s := range want {
 		st := e.statLocked(s)
 		rs := RuleStatus{Bucket: s.bucket, Rule: s.rule, Destination: s.dest, Reachable: true,
 			PendingOps: st.pendingOps, PendingBytes: st.pendingBytes}
-		for _, w := range st.oldest {
-			if age := Duration(now.Sub(w)); age > rs.OldestPendingAge {
-				rs.OldestPendingAge = age
-			}
+		if w, ok := oldest[s]; ok && st.pendingOps > 0 {
+			rs.OldestPendingAge = Duration(max(now.Sub(w), 0))
 		}
 		p50, p99, n := st.percentiles(now.Add(-LatencyWindow))
 		rs.LatencyP50, rs.LatencyP99, rs.LatencySamples = Duration(p50), Duration(p99), n
-		groups := map[string]*FailureGroup{}
-		for _, t := range e.failures {
-			if t.series() != s {
-				continue
-			}
-			rs.FailedOps++
-			g := groups[t.Code]
-			if g == nil {
-				g = &FailureGroup{Code: t.Code}
-				groups[t.Code] = g
-			}
-			g.Count++
-			if t.FailedAt.After(g.Last) {
-				g.Reason, g.ExampleKey, g.ExampleVersion, g.Last = t.Reason, t.Key, t.VersionID, t.FailedAt
-			}
-		}
-		for _, g := range groups {
-			rs.Failures = append(rs.Failures, *g)
-		}
-		slices.SortFunc(rs.Failures, func(a, b FailureGroup) int { return b.Count - a.Count })
+		rs.FailedOps, rs.Failures = e.failureGroupsLocked(s)
 		if l := e.lanes[s.dest]; l != nil {
 			ok, why, _ := l.reachability()
 			rs.Reachable, rs.Unreachable = ok, why

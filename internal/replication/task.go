@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,13 @@ const (
 	spaceFailed = "repl-failed" // task ID -> Task JSON, failed for a reason that needs a fix
 	spaceJobs   = "repl-jobs"   // job ID -> Job JSON
 	spaceRows   = "repl-rows"   // job ID | row number -> report row JSON
+	// Indexes of the queue, kept in the transactions that write the tasks:
+	// a lane pages its tasks in ID order, status finds a series' oldest
+	// task, and an outcome finds the other tasks of its version, all
+	// without holding one entry per task in memory.
+	spaceLanes    = "repl-lanes"    // dest \0 task ID -> 1, a queued task of a lane
+	spaceAges     = "repl-ages"     // series | written | task ID -> 1, a queued task by age
+	spaceVersions = "repl-versions" // version | task ID -> state ('q' queued, 'f' failed) + dest
 )
 
 // Operations of a task, named as the IAM actions they need on the
@@ -75,17 +83,125 @@ func putTask(tx meta.Tx, space string, t *Task) error {
 	return tx.Put(space, idKey(t.ID), raw)
 }
 
-func loadTasks(tx meta.Tx, space string) ([]*Task, error) {
-	var out []*Task
-	it := tx.Iter(space)
-	for k, v := it.First(); k != nil; k, v = it.Next() {
-		t := &Task{}
-		if err := json.Unmarshal(v, t); err != nil {
-			return nil, fmt.Errorf("decode task %x: %w", k, err)
-		}
-		out = append(out, t)
+func decodeTask(k, v []byte) (*Task, error) {
+	t := &Task{}
+	if err := json.Unmarshal(v, t); err != nil {
+		return nil, fmt.Errorf("decode task %x: %w", k, err)
 	}
-	return out, nil
+	return t, nil
+}
+
+// idOf reads the task ID that ends an index key.
+func idOf(k []byte) uint64 {
+	if len(k) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(k)-8:])
+}
+
+func laneKey(dest string, id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(dest+"\x00"), id)
+}
+
+// appendField appends a length-prefixed string, so that keys made of
+// several strings (object keys may hold any byte) never run together.
+func appendField(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func agePrefix(s series) []byte {
+	return appendField(appendField(appendField(nil, s.bucket), s.rule), s.dest)
+}
+
+func ageKey(t *Task) []byte {
+	k := binary.BigEndian.AppendUint64(agePrefix(t.series()), uint64(max(t.Written.UnixNano(), 0)))
+	return binary.BigEndian.AppendUint64(k, t.ID)
+}
+
+func versionPrefix(v versionRef) []byte {
+	return appendField(appendField(appendField(nil, v.bucket), v.key), v.versionID)
+}
+
+func versionKey(t *Task) []byte {
+	return binary.BigEndian.AppendUint64(versionPrefix(t.version()), t.ID)
+}
+
+// States of a task in the version index; a tag update's are in upper
+// case, since it does not count in the version's status.
+const (
+	stateQueued = 'q'
+	stateFailed = 'f'
+	tagsOffset  = 'a' - 'A'
+)
+
+var present = []byte{1}
+
+// queueTx stores a task in the queue with its index entries.
+func queueTx(tx meta.Tx, t *Task) error {
+	if err := putTask(tx, spaceTasks, t); err != nil {
+		return err
+	}
+	if err := tx.Put(spaceLanes, laneKey(t.Dest, t.ID), present); err != nil {
+		return err
+	}
+	if err := tx.Put(spaceAges, ageKey(t), present); err != nil {
+		return err
+	}
+	return indexVersionTx(tx, t, stateQueued)
+}
+
+// dequeueTx removes a task from the queue and its index entries.
+func dequeueTx(tx meta.Tx, t *Task) error {
+	for _, d := range []struct {
+		space string
+		key   []byte
+	}{{spaceTasks, idKey(t.ID)}, {spaceLanes, laneKey(t.Dest, t.ID)}, {spaceAges, ageKey(t)}, {spaceVersions, versionKey(t)}} {
+		if err := tx.Delete(d.space, d.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// failTx keeps a failed task with its reason.
+func failTx(tx meta.Tx, t *Task) error {
+	if err := putTask(tx, spaceFailed, t); err != nil {
+		return err
+	}
+	return indexVersionTx(tx, t, stateFailed)
+}
+
+// unfailTx forgets a failed task.
+func unfailTx(tx meta.Tx, t *Task) error {
+	if err := tx.Delete(spaceFailed, idKey(t.ID)); err != nil {
+		return err
+	}
+	return tx.Delete(spaceVersions, versionKey(t))
+}
+
+// indexVersionTx records a task under its version.
+func indexVersionTx(tx meta.Tx, t *Task, state byte) error {
+	if t.Op == OpTags {
+		state -= tagsOffset
+	}
+	return tx.Put(spaceVersions, versionKey(t), append([]byte{state}, t.Dest...))
+}
+
+// versionStateTx counts the tasks of a version queued and failed, over
+// every destination.
+func versionStateTx(tx meta.Tx, v versionRef) (open, failed int) {
+	prefix := versionPrefix(v)
+	it := tx.Iter(spaceVersions)
+	for k, val := it.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, val = it.Next() {
+		switch {
+		case len(val) == 0:
+		case val[0] == stateFailed:
+			failed++
+		case val[0] == stateQueued:
+			open++
+		}
+	}
+	return open, failed
 }
 
 var cursorKey = []byte("cursor")
