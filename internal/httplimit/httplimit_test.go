@@ -246,7 +246,10 @@ func TestSlowReaderGetsEverything(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := start(t, Config{WriteIdle: idle}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The reader reads every idle/5; the limit is five times idle, so
+	// that a loaded machine stalling the reader for a second does not
+	// make it look idle.
+	addr, _ := start(t, Config{WriteIdle: 5 * idle}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		if r.URL.Path == "/memory" {
 			_, _ = w.Write(data)
