@@ -1,6 +1,10 @@
 // Package metatest is the conformance suite every meta.Store implementation
-// passes: ordering, atomicity, isolation under concurrent writers, sequences,
-// and durability across reopen.
+// passes: ordering, atomicity, isolation under concurrent writers (lost
+// updates, write skew, consistent snapshots), the change feed's ordering
+// under concurrent appenders, cancellation, sticky read errors when the store
+// can be made to fail, and durability across reopen. It checks the contract
+// written in package meta; a case here stands for something the rest of
+// Bulwark relies on.
 package metatest
 
 import (
@@ -19,12 +23,32 @@ import (
 // same dir again after Close must show everything committed before.
 type Opener func(t *testing.T, dir string) meta.Store
 
+// Faults are failures the suite can inflict on an implementation. A nil
+// field skips the cases that need it.
+type Faults struct {
+	// Disconnect cuts the connection that carries tx, as a database
+	// restart or a network failure would, and returns once it is cut: the
+	// transaction's next round trip to the store fails.
+	Disconnect func(t *testing.T, tx meta.Tx)
+}
+
 // Run runs the conformance suite against the implementation open returns.
-func Run(t *testing.T, open Opener) {
+func Run(t *testing.T, open Opener) { RunWith(t, open, Faults{}) }
+
+// RunWith runs the conformance suite, the fault cases included for the
+// faults given.
+func RunWith(t *testing.T, open Opener, faults Faults) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Opener)
 	}{
+		{"OwnWrites", testOwnWrites},
+		{"LargeIteration", testLargeIteration},
+		{"ConditionalInsert", testConditionalInsert},
+		{"SnapshotView", testSnapshotView},
+		{"FeedOrder", testFeedOrder},
+		{"CancelBefore", testCancelBefore},
+		{"CancelDuring", testCancelDuring},
 		{"GetPutDelete", testGetPutDelete},
 		{"IterationOrder", testIterationOrder},
 		{"RollbackOnError", testRollbackOnError},
@@ -35,6 +59,15 @@ func Run(t *testing.T, open Opener) {
 		{"Reopen", testReopen},
 		{"Panic", testPanic},
 		{"Closed", testClosed},
+	}
+	if faults.Disconnect != nil {
+		tests = append(tests, []struct {
+			name string
+			fn   func(*testing.T, Opener)
+		}{
+			{"DisconnectInUpdate", func(t *testing.T, o Opener) { testDisconnectInUpdate(t, o, faults.Disconnect) }},
+			{"DisconnectInView", func(t *testing.T, o Opener) { testDisconnectInView(t, o, faults.Disconnect) }},
+		}...)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -337,5 +370,9 @@ func testClosed(t *testing.T, open Opener) {
 	err := s.Update(context.Background(), func(tx meta.Tx) error { return nil })
 	if !errors.Is(err, meta.ErrClosed) {
 		t.Fatalf("update after close: %v, want ErrClosed", err)
+	}
+	err = s.View(context.Background(), func(tx meta.Tx) error { return nil })
+	if !errors.Is(err, meta.ErrClosed) {
+		t.Fatalf("view after close: %v, want ErrClosed", err)
 	}
 }
