@@ -1,0 +1,288 @@
+// Package pg implements meta.Store on PostgreSQL, so that several stateless
+// gateways can serve one region over one shared database.
+//
+// Every keyspace lives in one table, meta_kv (space, key, value), whose
+// primary key orders a keyspace as bbolt orders a bucket. Update runs fn in
+// a SERIALIZABLE transaction and retries it on a serialization failure or a
+// deadlock; View runs it in a REPEATABLE READ READ ONLY one, a snapshot.
+// Iterators read pages of keys by key range within the transaction's
+// snapshot, never a whole keyspace at once. A read that fails records its
+// error in the transaction, which then fails as a whole (meta's sticky
+// errors). The schema is created and migrated by Open (schema_migrations).
+//
+// The change feed's ordering guarantee costs a lock: NextSeq takes a
+// transaction-scoped advisory lock per keyspace before it draws from the
+// keyspace's SEQUENCE, so the transactions that draw from one keyspace
+// commit in the order of their numbers, and a reader can never see number n
+// before a lower one is settled. docs/design/meta-postgres.md has the
+// argument, the measurements and what differs on CockroachDB and
+// YugabyteDB.
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bulwark/bulwark/internal/meta"
+)
+
+// lockClass is the first key of every advisory lock Bulwark takes (ASCII
+// "BLWK"), so that they cannot collide with another application's in the
+// same database.
+const lockClass int32 = 0x424c574b
+
+// DefaultPoolSize is the number of connections a Store opens at most when
+// the DSN does not set pool_max_conns.
+const DefaultPoolSize = 16
+
+// maxAttempts bounds how often Update runs fn when its transaction keeps
+// losing serialization conflicts.
+const maxAttempts = 50
+
+// commitTimeout bounds the wait for COMMIT's answer. COMMIT does not take
+// the caller's cancellation: a commit abandoned halfway is an unknown
+// outcome, which cancelling must not create.
+const commitTimeout = time.Minute
+
+// Store is a PostgreSQL-backed meta.Store.
+type Store struct {
+	pool *pool
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+
+	seqs sync.Map // keyspace → struct{}: its sequence is known to exist
+
+	// pageMin and pageMax bound the rows an iterator fetches at once: the
+	// first page is small (most scans read a few keys after a Seek), and
+	// each further page in the same direction doubles.
+	pageMin, pageMax int
+	// naiveSeq draws sequence numbers without the lock that orders the
+	// commits: only tests set it, to show what the feed ordering case
+	// catches.
+	naiveSeq bool
+
+	commits, transactions, retries atomic.Uint64
+}
+
+// Stats counts the store's transactions.
+type Stats struct {
+	Commits      uint64 // Updates committed
+	Transactions uint64 // the same: PostgreSQL groups WAL flushes itself
+	Retries      uint64 // runs of fn that lost a conflict and were retried
+}
+
+// Open connects to the database dsn names (a postgres:// URL or key=value
+// string; pool_max_conns sets the pool size) and brings its schema to the
+// current version.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata database: %w", err)
+	}
+	size := DefaultPoolSize
+	if v, ok := cfg.RuntimeParams["pool_max_conns"]; ok {
+		delete(cfg.RuntimeParams, "pool_max_conns")
+		if size, err = strconv.Atoi(v); err != nil || size < 1 {
+			return nil, fmt.Errorf("open metadata database: pool_max_conns %q is not a positive number", v)
+		}
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "bulwark"
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata database %s: %w", cfg.Host, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// A successful Update is durable: a database whose default lets a
+	// commit return before its WAL is flushed is overridden for Bulwark's
+	// sessions (remote_apply and the like are stronger and kept).
+	var sync string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sync); err != nil {
+		return nil, fmt.Errorf("open metadata database: %w", err)
+	}
+	if sync == "off" {
+		cfg.RuntimeParams["synchronous_commit"] = "on"
+	}
+	if err := migrate(ctx, conn); err != nil {
+		return nil, fmt.Errorf("open metadata database %s: %w", cfg.Database, err)
+	}
+	return &Store{pool: newPool(cfg, size), pageMin: 16, pageMax: 512}, nil
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	c := s.commits.Load()
+	return Stats{Commits: c, Transactions: c, Retries: s.retries.Load()}
+}
+
+// enter registers a transaction, unless the store is closed.
+func (s *Store) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return meta.ErrClosed
+	}
+	s.inflight.Add(1)
+	return nil
+}
+
+// Close waits for the transactions in progress and closes the connections.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.inflight.Wait()
+	s.pool.close()
+	return nil
+}
+
+// View implements meta.Store.
+func (s *Store) View(ctx context.Context, fn func(meta.Tx) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.inflight.Done()
+	return s.run(ctx, fn, false)
+}
+
+// Update implements meta.Store.
+func (s *Store) Update(ctx context.Context, fn func(meta.Tx) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.inflight.Done()
+	err := s.run(ctx, fn, true)
+	if err == nil {
+		s.commits.Add(1)
+	}
+	return err
+}
+
+// run runs fn until it commits, fails for good, or has lost maxAttempts
+// conflicts.
+func (s *Store) run(ctx context.Context, fn func(meta.Tx) error, write bool) error {
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.attempt(ctx, fn, write)
+		if !retryable(err) || attempt == maxAttempts {
+			return err
+		}
+		s.retries.Add(1)
+		// Back off a little, at random, so the transactions that
+		// collided do not collide again at once.
+		d := time.Duration(rand.Int64N(int64(min(50*time.Microsecond<<min(attempt, 10), 20*time.Millisecond))))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// attempt runs fn once in a transaction of its own connection.
+func (s *Store) attempt(ctx context.Context, fn func(meta.Tx) error, write bool) error {
+	conn, err := s.pool.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	t := &tx{s: s, conn: conn, ctx: ctx, writable: write}
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	if write {
+		begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+	}
+	if _, err := conn.Exec(ctx, begin); err != nil {
+		t.fail(fmt.Errorf("begin: %w", err))
+	}
+	var ferr error
+	if t.err == nil {
+		ferr = call(fn, t)
+	}
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case t.err != nil:
+		err = t.err
+	case ferr != nil:
+		err = ferr
+	case write:
+		err, reusable := t.commit()
+		s.pool.release(conn, reusable)
+		return err
+	}
+	s.pool.release(conn, t.rollback())
+	return err
+}
+
+// commit commits the transaction and reports whether its connection can be
+// used again.
+func (t *tx) commit() (err error, reusable bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), commitTimeout)
+	defer cancel()
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil && tag.String() == "COMMIT":
+		return nil, true
+	case err == nil:
+		// The server had aborted the transaction, and COMMIT rolled it back.
+		return fmt.Errorf("commit: transaction was aborted (%s)", tag), true
+	case errors.As(err, &pgErr):
+		// The server answered: the transaction did not commit.
+		return fmt.Errorf("commit: %w", err), !t.conn.IsClosed()
+	case pgconn.SafeToRetry(err):
+		// COMMIT never left: the server rolls back when the connection goes.
+		return fmt.Errorf("commit: %w", err), false
+	default:
+		return fmt.Errorf("commit: %w: %w", meta.ErrUnknownOutcome, err), false
+	}
+}
+
+// rollback ends the transaction without committing and reports whether the
+// connection can be used again.
+func (t *tx) rollback() bool {
+	if t.conn.IsClosed() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := t.conn.Exec(ctx, "ROLLBACK")
+	return err == nil
+}
+
+// retryable reports whether err is a conflict that running fn again, in a
+// new transaction, may resolve.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	}
+	return false
+}
+
+// call runs fn, turning a panic into an error.
+func call(fn func(meta.Tx) error, t meta.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("meta: transaction panicked: %v", p)
+		}
+	}()
+	return fn(t)
+}

@@ -1,0 +1,153 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark/bulwark/internal/meta"
+	"github.com/bulwark/bulwark/internal/meta/metatest"
+	"github.com/bulwark/bulwark/internal/meta/pg/pgtest"
+)
+
+// opener returns a metatest.Opener whose stores live in one test
+// database, one schema per directory, so reopening a directory reopens its
+// store.
+func opener(t *testing.T, tune func(*Store)) metatest.Opener {
+	db := pgtest.Database(t)
+	var mu sync.Mutex
+	schemas := map[string]string{}
+	return func(t *testing.T, dir string) meta.Store {
+		mu.Lock()
+		dsn, ok := schemas[dir]
+		if !ok {
+			dsn = pgtest.Schema(t, db, fmt.Sprintf("s%d", len(schemas)))
+			schemas[dir] = dsn
+		}
+		mu.Unlock()
+		s, err := Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tune != nil {
+			tune(s)
+		}
+		return s
+	}
+}
+
+// disconnect ends tx's backend from another connection, as a database
+// restart or a failover does, and waits until it is gone.
+func disconnect(t *testing.T, mtx meta.Tx) {
+	tx := mtx.(*tx)
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, tx.s.pool.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pid := tx.conn.PgConn().PID()
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_terminate_backend($1, 60000)", pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("terminate backend %d: %v %v", pid, ok, err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	metatest.RunWith(t, opener(t, nil), metatest.Faults{Disconnect: disconnect})
+}
+
+// TestConformanceSmallPages runs the suite with pages of two rows, so that
+// every iteration crosses pages and turns at their edges.
+func TestConformanceSmallPages(t *testing.T) {
+	metatest.Run(t, opener(t, func(s *Store) { s.pageMin, s.pageMax = 1, 2 }))
+}
+
+// TestNaiveFeedSkips shows that metatest's feed ordering case catches a
+// feed numbered by a bare SEQUENCE: concurrent transactions commit out of
+// the order of their numbers, and a reader following the feed passes
+// records that commit later below its cursor.
+func TestNaiveFeedSkips(t *testing.T) {
+	open := opener(t, func(s *Store) { s.naiveSeq = true })
+	for round := 1; round <= 5; round++ {
+		s := open(t, t.TempDir())
+		skipped, err := metatest.CheckFeedOrder(context.Background(), s, 8, 40)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(skipped) > 0 {
+			t.Logf("round %d: the reader skipped %d records: %v", round, len(skipped), skipped)
+			return
+		}
+	}
+	t.Fatal("five rounds of concurrent appends without the commit-ordering lock skipped nothing")
+}
+
+// TestMigrations opens a database twice (the second open finds the schema
+// current) and refuses one migrated by a newer binary.
+func TestMigrations(t *testing.T) {
+	dsn := pgtest.Database(t)
+	ctx := context.Background()
+	for range 2 {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var versions []int
+	rows, _ := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	versions, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil || len(versions) != SchemaVersion() || versions[0] != 1 {
+		t.Fatalf("schema_migrations holds %v (%v), want 1..%d", versions, err, SchemaVersion())
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, dsn); err == nil {
+		s.Close()
+		t.Fatal("opened a database whose schema is newer than the binary's")
+	} else {
+		t.Logf("newer schema: %v", err)
+	}
+}
+
+// TestRetries makes transactions collide on one key and shows they were
+// retried, not failed: what the counter case of the suite relies on.
+func TestRetries(t *testing.T) {
+	s := opener(t, nil)(t, t.TempDir()).(*Store)
+	defer s.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				err := s.Update(context.Background(), func(tx meta.Tx) error {
+					v := tx.Get("r", []byte("n"))
+					return tx.Put("r", []byte("n"), append(v, 'x'))
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := s.Stats()
+	if st.Retries == 0 {
+		t.Fatal("160 read-modify-writes of one key by 8 writers were never retried")
+	}
+	t.Logf("%d commits, %d retries in %v", st.Commits, st.Retries, time.Since(start))
+}

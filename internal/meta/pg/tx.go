@@ -1,0 +1,278 @@
+package pg
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulwark/bulwark/internal/meta"
+)
+
+const (
+	qGet    = `SELECT value FROM meta_kv WHERE space = $1 AND key = $2`
+	qPut    = `INSERT INTO meta_kv (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = excluded.value`
+	qDelete = `DELETE FROM meta_kv WHERE space = $1 AND key = $2`
+	// The lock is taken in a subquery, which the executor runs before the
+	// outer query computes nextval: the number is drawn under the lock.
+	qNextSeq      = `SELECT nextval($3::regclass) FROM (SELECT pg_advisory_xact_lock($1, $2) OFFSET 0) AS l`
+	qNextSeqNaive = `SELECT nextval($1::regclass)`
+	qLock         = `SELECT pg_advisory_xact_lock($1, $2)`
+	qSeqExists    = `SELECT to_regclass($1) IS NOT NULL`
+)
+
+// tx is one transaction on one connection. The first store error is kept
+// in err; from then on every operation fails with it (meta's sticky
+// errors), and the transaction is rolled back.
+type tx struct {
+	s        *Store
+	conn     *pgx.Conn
+	ctx      context.Context
+	writable bool
+	err      error
+}
+
+func (t *tx) fail(err error) error {
+	if t.err == nil {
+		t.err = err
+	}
+	return t.err
+}
+
+// Err implements meta.Tx.
+func (t *tx) Err() error { return t.err }
+
+// Get implements meta.Tx.
+func (t *tx) Get(space string, key []byte) []byte {
+	if t.err != nil {
+		return nil
+	}
+	var v []byte
+	err := t.conn.QueryRow(t.ctx, qGet, space, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		t.fail(fmt.Errorf("get %s/%q: %w", space, key, err))
+		return nil
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v
+}
+
+func (t *tx) check(key []byte) error {
+	switch {
+	case t.err != nil:
+		return t.err
+	case !t.writable:
+		return meta.ErrReadOnly
+	case len(key) == 0:
+		return errors.New("meta: key required")
+	}
+	return nil
+}
+
+// Put implements meta.Tx.
+func (t *tx) Put(space string, key, value []byte) error {
+	if err := t.check(key); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{} // nil would be NULL
+	}
+	if _, err := t.conn.Exec(t.ctx, qPut, space, key, value); err != nil {
+		return t.fail(fmt.Errorf("put %s/%q: %w", space, key, err))
+	}
+	return nil
+}
+
+// Delete implements meta.Tx.
+func (t *tx) Delete(space string, key []byte) error {
+	if err := t.check(key); err != nil {
+		return err
+	}
+	if _, err := t.conn.Exec(t.ctx, qDelete, space, key); err != nil {
+		return t.fail(fmt.Errorf("delete %s/%q: %w", space, key, err))
+	}
+	return nil
+}
+
+// NextSeq implements meta.Tx. The advisory lock it takes is held until the
+// transaction ends, so a transaction drawing from the same keyspace waits
+// for this one to commit or roll back: numbers become visible in order.
+// PostgreSQL makes a commit visible before it releases the transaction's
+// locks, so the next holder's number can only be seen after this one's.
+func (t *tx) NextSeq(space string) (uint64, error) {
+	if err := t.check([]byte(space)); err != nil {
+		return 0, err
+	}
+	seq := seqName(space)
+	lock := spaceLock(space)
+	if _, known := t.s.seqs.Load(space); !known {
+		if err := t.ensureSeq(space, seq, lock); err != nil {
+			return 0, t.fail(fmt.Errorf("next sequence of %s: %w", space, err))
+		}
+	}
+	var n int64
+	var err error
+	if t.s.naiveSeq {
+		err = t.conn.QueryRow(t.ctx, qNextSeqNaive, seq).Scan(&n)
+	} else {
+		err = t.conn.QueryRow(t.ctx, qNextSeq, lockClass, lock, seq).Scan(&n)
+	}
+	if err != nil {
+		return 0, t.fail(fmt.Errorf("next sequence of %s: %w", space, err))
+	}
+	return uint64(n), nil
+}
+
+// ensureSeq creates the keyspace's sequence if it does not exist. It runs
+// under the keyspace's lock, so two transactions never create it at once;
+// a sequence created here exists for others only once this transaction
+// commits, so it is remembered only when found.
+func (t *tx) ensureSeq(space, seq string, lock int32) error {
+	if _, err := t.conn.Exec(t.ctx, qLock, lockClass, lock); err != nil {
+		return err
+	}
+	var exists bool
+	if err := t.conn.QueryRow(t.ctx, qSeqExists, seq).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		t.s.seqs.Store(space, struct{}{})
+		return nil
+	}
+	_, err := t.conn.Exec(t.ctx, "CREATE SEQUENCE IF NOT EXISTS "+pgx.Identifier{seq}.Sanitize())
+	return err
+}
+
+// seqName names the sequence of a keyspace: keyspace names are free text,
+// identifiers are not, so the name is derived from a hash.
+func seqName(space string) string {
+	h := sha256.Sum256([]byte(space))
+	return "meta_seq_" + hex.EncodeToString(h[:12])
+}
+
+// spaceLock is the second key of a keyspace's advisory lock. Two keyspaces
+// with one hash share a lock, which only orders them more than needed.
+func spaceLock(space string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(space))
+	return int32(h.Sum32())
+}
+
+// Iter implements meta.Tx.
+func (t *tx) Iter(space string) meta.Iterator { return &iter{t: t, space: space} }
+
+type kv struct{ k, v []byte }
+
+// iter pages through a keyspace. page holds the rows of the last query in
+// the order fetched (ascending or descending), i the current one; end says
+// the query returned fewer rows than asked, so nothing lies beyond the page
+// in its direction.
+type iter struct {
+	t     *tx
+	space string
+	page  []kv
+	i     int
+	asc   bool
+	end   bool
+	valid bool
+	size  int
+}
+
+func (it *iter) cur() ([]byte, []byte) {
+	if !it.valid {
+		return nil, nil
+	}
+	return it.page[it.i].k, it.page[it.i].v
+}
+
+// fetch replaces the page with the rows after bound in the direction
+// asc (bound nil: from the start of that direction; incl: bound included).
+func (it *iter) fetch(asc bool, bound []byte, incl bool, grow bool) ([]byte, []byte) {
+	it.valid, it.page, it.i, it.asc = false, it.page[:0], 0, asc
+	if it.t.err != nil {
+		return nil, nil
+	}
+	if grow {
+		it.size = min(it.size*2, it.t.s.pageMax)
+	} else {
+		it.size = it.t.s.pageMin
+	}
+	op, order := ">", "ASC"
+	switch {
+	case asc && incl:
+		op = ">="
+	case !asc:
+		op, order = "<", "DESC"
+	}
+	var rows pgx.Rows
+	var err error
+	if bound == nil {
+		rows, err = it.t.conn.Query(it.t.ctx, "SELECT key, value FROM meta_kv WHERE space = $1 ORDER BY key "+order+" LIMIT $2", it.space, it.size)
+	} else {
+		rows, err = it.t.conn.Query(it.t.ctx, "SELECT key, value FROM meta_kv WHERE space = $1 AND key "+op+" $2 ORDER BY key "+order+" LIMIT $3", it.space, bound, it.size)
+	}
+	if err == nil {
+		for rows.Next() {
+			var r kv
+			if err = rows.Scan(&r.k, &r.v); err != nil {
+				break
+			}
+			if r.v == nil {
+				r.v = []byte{}
+			}
+			it.page = append(it.page, r)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		it.page = it.page[:0]
+		it.t.fail(fmt.Errorf("iterate %s: %w", it.space, err))
+		return nil, nil
+	}
+	it.end = len(it.page) < it.size
+	it.valid = len(it.page) > 0
+	return it.cur()
+}
+
+func (it *iter) First() ([]byte, []byte)          { return it.fetch(true, nil, false, false) }
+func (it *iter) Last() ([]byte, []byte)           { return it.fetch(false, nil, false, false) }
+func (it *iter) Seek(key []byte) ([]byte, []byte) { return it.fetch(true, key, true, false) }
+
+// Next implements meta.Iterator.
+func (it *iter) Next() ([]byte, []byte) { return it.step(true) }
+
+// Prev implements meta.Iterator.
+func (it *iter) Prev() ([]byte, []byte) { return it.step(false) }
+
+// step moves one key up (fwd) or down, within the page when it can.
+func (it *iter) step(fwd bool) ([]byte, []byte) {
+	if !it.valid {
+		return nil, nil
+	}
+	along := fwd == it.asc // moving in the direction the page was fetched
+	switch {
+	case along && it.i+1 < len(it.page):
+		it.i++
+		return it.cur()
+	case !along && it.i > 0:
+		it.i--
+		return it.cur()
+	case along && it.end:
+		it.valid = false
+		return nil, nil
+	}
+	from := it.page[it.i].k
+	return it.fetch(fwd, from, false, along)
+}
