@@ -46,7 +46,7 @@ const DefaultPoolSize = 16
 
 // maxAttempts bounds how often Update runs fn when its transaction keeps
 // losing serialization conflicts.
-const maxAttempts = 50
+const maxAttempts = 200
 
 // commitTimeout bounds the wait for COMMIT's answer. COMMIT does not take
 // the caller's cancellation: a commit abandoned halfway is an unknown
@@ -199,18 +199,11 @@ func (s *Store) attempt(ctx context.Context, fn func(meta.Tx) error, write bool)
 	if err != nil {
 		return err
 	}
-	t := &tx{s: s, conn: conn, ctx: ctx, writable: write}
-	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	t := &tx{s: s, conn: conn, ctx: ctx, writable: write, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
 	if write {
-		begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+		t.begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 	}
-	if _, err := conn.Exec(ctx, begin); err != nil {
-		t.fail(fmt.Errorf("begin: %w", err))
-	}
-	var ferr error
-	if t.err == nil {
-		ferr = call(fn, t)
-	}
+	ferr := call(fn, t)
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
@@ -227,12 +220,36 @@ func (s *Store) attempt(ctx context.Context, fn func(meta.Tx) error, write bool)
 	return err
 }
 
-// commit commits the transaction and reports whether its connection can be
-// used again.
+// commit sends the pending writes and COMMIT in one round trip and reports
+// whether the connection can be used again. COMMIT does not take the
+// caller's cancellation: cancelling must not turn a commit into one of
+// unknown outcome.
 func (t *tx) commit() (err error, reusable bool) {
+	if t.begin != "" && len(t.pending) == 0 {
+		return nil, true // nothing was sent: nothing to commit
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), commitTimeout)
 	defer cancel()
-	tag, err := t.conn.Exec(ctx, "COMMIT")
+	b := &pgx.Batch{}
+	if t.begin != "" {
+		b.Queue(t.begin)
+	}
+	for _, st := range t.pending {
+		b.Queue(st.sql, st.args...)
+	}
+	b.Queue("COMMIT")
+	br := t.conn.SendBatch(ctx, b)
+	t.begin, t.pending = "", nil
+	for i := 0; i < b.Len()-1 && err == nil; i++ {
+		_, err = br.Exec()
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil && tag.String() == "COMMIT":
@@ -241,10 +258,11 @@ func (t *tx) commit() (err error, reusable bool) {
 		// The server had aborted the transaction, and COMMIT rolled it back.
 		return fmt.Errorf("commit: transaction was aborted (%s)", tag), true
 	case errors.As(err, &pgErr):
-		// The server answered: the transaction did not commit.
-		return fmt.Errorf("commit: %w", err), !t.conn.IsClosed()
+		// The server answered with an error: a write failed, or the
+		// commit did (a serialization failure), and nothing committed.
+		return fmt.Errorf("commit: %w", err), t.rollback()
 	case pgconn.SafeToRetry(err):
-		// COMMIT never left: the server rolls back when the connection goes.
+		// Nothing was sent: the server rolls back when the connection goes.
 		return fmt.Errorf("commit: %w", err), false
 	default:
 		return fmt.Errorf("commit: %w: %w", meta.ErrUnknownOutcome, err), false
@@ -254,8 +272,11 @@ func (t *tx) commit() (err error, reusable bool) {
 // rollback ends the transaction without committing and reports whether the
 // connection can be used again.
 func (t *tx) rollback() bool {
-	if t.conn.IsClosed() {
+	switch {
+	case t.conn.IsClosed() || t.suspect:
 		return false
+	case t.begin != "":
+		return true // BEGIN never went
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

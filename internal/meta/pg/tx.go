@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulwark/bulwark/internal/meta"
 )
@@ -28,19 +30,80 @@ const (
 // tx is one transaction on one connection. The first store error is kept
 // in err; from then on every operation fails with it (meta's sticky
 // errors), and the transaction is rolled back.
+//
+// Round trips are what a transaction costs, so statements whose answer fn
+// does not wait for are pipelined: BEGIN goes with the first statement, and
+// writes wait in pending until the next read or the commit carries them.
+// The server runs the same statements in the same order, so the semantics
+// are those of sending each at once; only a write's failure is reported by
+// the operation that sends it, or by Update.
 type tx struct {
 	s        *Store
 	conn     *pgx.Conn
 	ctx      context.Context
 	writable bool
+	begin    string // BEGIN, until sent
+	pending  []stmt // writes not yet sent
 	err      error
+	// suspect is set when a round trip failed in a way that leaves the
+	// connection's state unknown: it is closed, not reused.
+	suspect bool
+}
+
+type stmt struct {
+	sql  string
+	args []any
 }
 
 func (t *tx) fail(err error) error {
 	if t.err == nil {
 		t.err = err
 	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		t.suspect = true
+	}
 	return t.err
+}
+
+// send sends BEGIN if it has not gone yet, the pending writes, and q, in
+// one round trip; scan reads q's rows. A failure is recorded in the
+// transaction and returned.
+func (t *tx) send(what string, q string, args []any, scan func(pgx.Rows) error) error {
+	if t.err != nil {
+		return t.err
+	}
+	b := &pgx.Batch{}
+	if t.begin != "" {
+		b.Queue(t.begin)
+	}
+	for _, st := range t.pending {
+		b.Queue(st.sql, st.args...)
+	}
+	b.Queue(q, args...)
+	br := t.conn.SendBatch(t.ctx, b)
+	var err error
+	for i := 0; i < b.Len()-1 && err == nil; i++ {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			err = scan(rows)
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	t.begin, t.pending = "", t.pending[:0]
+	if err != nil {
+		return t.fail(fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
 }
 
 // Err implements meta.Tx.
@@ -48,16 +111,16 @@ func (t *tx) Err() error { return t.err }
 
 // Get implements meta.Tx.
 func (t *tx) Get(space string, key []byte) []byte {
-	if t.err != nil {
-		return nil
-	}
 	var v []byte
-	err := t.conn.QueryRow(t.ctx, qGet, space, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
+	found := false
+	err := t.send(fmt.Sprintf("get %s/%q", space, key), qGet, []any{space, key}, func(rows pgx.Rows) error {
+		if rows.Next() {
+			found = true
+			return rows.Scan(&v)
+		}
 		return nil
-	}
-	if err != nil {
-		t.fail(fmt.Errorf("get %s/%q: %w", space, key, err))
+	})
+	if err != nil || !found {
 		return nil
 	}
 	if v == nil {
@@ -74,6 +137,8 @@ func (t *tx) check(key []byte) error {
 		return meta.ErrReadOnly
 	case len(key) == 0:
 		return errors.New("meta: key required")
+	case t.ctx.Err() != nil:
+		return t.fail(t.ctx.Err())
 	}
 	return nil
 }
@@ -83,12 +148,9 @@ func (t *tx) Put(space string, key, value []byte) error {
 	if err := t.check(key); err != nil {
 		return err
 	}
-	if value == nil {
-		value = []byte{} // nil would be NULL
-	}
-	if _, err := t.conn.Exec(t.ctx, qPut, space, key, value); err != nil {
-		return t.fail(fmt.Errorf("put %s/%q: %w", space, key, err))
-	}
+	v := make([]byte, len(value)) // never nil, which would be NULL
+	copy(v, value)
+	t.pending = append(t.pending, stmt{qPut, []any{space, bytes.Clone(key), v}})
 	return nil
 }
 
@@ -97,9 +159,7 @@ func (t *tx) Delete(space string, key []byte) error {
 	if err := t.check(key); err != nil {
 		return err
 	}
-	if _, err := t.conn.Exec(t.ctx, qDelete, space, key); err != nil {
-		return t.fail(fmt.Errorf("delete %s/%q: %w", space, key, err))
-	}
+	t.pending = append(t.pending, stmt{qDelete, []any{space, bytes.Clone(key)}})
 	return nil
 }
 
@@ -116,18 +176,16 @@ func (t *tx) NextSeq(space string) (uint64, error) {
 	lock := spaceLock(space)
 	if _, known := t.s.seqs.Load(space); !known {
 		if err := t.ensureSeq(space, seq, lock); err != nil {
-			return 0, t.fail(fmt.Errorf("next sequence of %s: %w", space, err))
+			return 0, err
 		}
 	}
-	var n int64
-	var err error
+	q, args := qNextSeq, []any{lockClass, lock, seq}
 	if t.s.naiveSeq {
-		err = t.conn.QueryRow(t.ctx, qNextSeqNaive, seq).Scan(&n)
-	} else {
-		err = t.conn.QueryRow(t.ctx, qNextSeq, lockClass, lock, seq).Scan(&n)
+		q, args = qNextSeqNaive, []any{seq}
 	}
-	if err != nil {
-		return 0, t.fail(fmt.Errorf("next sequence of %s: %w", space, err))
+	var n int64
+	if err := t.send("next sequence of "+space, q, args, scanOne(&n)); err != nil {
+		return 0, err
 	}
 	return uint64(n), nil
 }
@@ -137,19 +195,39 @@ func (t *tx) NextSeq(space string) (uint64, error) {
 // a sequence created here exists for others only once this transaction
 // commits, so it is remembered only when found.
 func (t *tx) ensureSeq(space, seq string, lock int32) error {
-	if _, err := t.conn.Exec(t.ctx, qLock, lockClass, lock); err != nil {
+	what := "create the sequence of " + space
+	if err := t.send(what, qLock, []any{lockClass, lock}, drain); err != nil {
 		return err
 	}
 	var exists bool
-	if err := t.conn.QueryRow(t.ctx, qSeqExists, seq).Scan(&exists); err != nil {
+	if err := t.send(what, qSeqExists, []any{seq}, scanOne(&exists)); err != nil {
 		return err
 	}
 	if exists {
 		t.s.seqs.Store(space, struct{}{})
 		return nil
 	}
-	_, err := t.conn.Exec(t.ctx, "CREATE SEQUENCE IF NOT EXISTS "+pgx.Identifier{seq}.Sanitize())
-	return err
+	return t.send(what, "CREATE SEQUENCE IF NOT EXISTS "+pgx.Identifier{seq}.Sanitize(), nil, drain)
+}
+
+// scanOne scans the single row of a query into dst.
+func scanOne(dst any) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return pgx.ErrNoRows
+		}
+		return rows.Scan(dst)
+	}
+}
+
+// drain reads a statement's rows, if any, and ignores them.
+func drain(rows pgx.Rows) error {
+	for rows.Next() {
+	}
+	return nil
 }
 
 // seqName names the sequence of a keyspace: keyspace names are free text,
@@ -213,32 +291,27 @@ func (it *iter) fetch(asc bool, bound []byte, incl bool, grow bool) ([]byte, []b
 	case !asc:
 		op, order = "<", "DESC"
 	}
-	var rows pgx.Rows
-	var err error
-	if bound == nil {
-		rows, err = it.t.conn.Query(it.t.ctx, "SELECT key, value FROM meta_kv WHERE space = $1 ORDER BY key "+order+" LIMIT $2", it.space, it.size)
-	} else {
-		rows, err = it.t.conn.Query(it.t.ctx, "SELECT key, value FROM meta_kv WHERE space = $1 AND key "+op+" $2 ORDER BY key "+order+" LIMIT $3", it.space, bound, it.size)
+	q := "SELECT key, value FROM meta_kv WHERE space = $1 ORDER BY key " + order + " LIMIT $2"
+	args := []any{it.space, it.size}
+	if bound != nil {
+		q = "SELECT key, value FROM meta_kv WHERE space = $1 AND key " + op + " $2 ORDER BY key " + order + " LIMIT $3"
+		args = []any{it.space, bound, it.size}
 	}
-	if err == nil {
+	err := it.t.send("iterate "+it.space, q, args, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r kv
-			if err = rows.Scan(&r.k, &r.v); err != nil {
-				break
+			if err := rows.Scan(&r.k, &r.v); err != nil {
+				return err
 			}
 			if r.v == nil {
 				r.v = []byte{}
 			}
 			it.page = append(it.page, r)
 		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
+		return nil
+	})
 	if err != nil {
 		it.page = it.page[:0]
-		it.t.fail(fmt.Errorf("iterate %s: %w", it.space, err))
 		return nil, nil
 	}
 	it.end = len(it.page) < it.size
