@@ -71,6 +71,10 @@ type Store struct {
 	// commits: only tests set it, to show what the feed ordering case
 	// catches.
 	naiveSeq bool
+	// commitSent, set by tests, runs once COMMIT is on its way, before
+	// its answer is read: where a lost connection makes the outcome
+	// unknown.
+	commitSent func(*pgx.Conn)
 
 	commits, transactions, retries atomic.Uint64
 }
@@ -240,6 +244,9 @@ func (t *tx) commit() (err error, reusable bool) {
 	b.Queue("COMMIT")
 	br := t.conn.SendBatch(ctx, b)
 	t.begin, t.pending = "", nil
+	if t.s.commitSent != nil {
+		t.s.commitSent(t.conn)
+	}
 	for i := 0; i < b.Len()-1 && err == nil; i++ {
 		_, err = br.Exec()
 	}
