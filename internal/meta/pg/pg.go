@@ -76,13 +76,19 @@ type Store struct {
 	// unknown.
 	commitSent func(*pgx.Conn)
 
+	// Update's group commit (group.go).
+	reqs       chan *request
+	stop       chan struct{}
+	ctx        context.Context // of the committers' statements
+	committers sync.WaitGroup
+
 	commits, transactions, retries atomic.Uint64
 }
 
 // Stats counts the store's transactions.
 type Stats struct {
-	Commits      uint64 // Updates committed
-	Transactions uint64 // the same: PostgreSQL groups WAL flushes itself
+	Commits      uint64 // PostgreSQL transactions committed by Update
+	Transactions uint64 // Updates committed; over Commits, the group commit factor
 	Retries      uint64 // runs of fn that lost a conflict and were retried
 }
 
@@ -122,13 +128,20 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err := migrate(ctx, conn); err != nil {
 		return nil, fmt.Errorf("open metadata database %s: %w", cfg.Database, err)
 	}
-	return &Store{pool: newPool(cfg, size), pageMin: 16, pageMax: 512}, nil
+	s := &Store{
+		pool: newPool(cfg, size), pageMin: 16, pageMax: 512,
+		reqs: make(chan *request, maxGroup), stop: make(chan struct{}), ctx: context.Background(),
+	}
+	for range DefaultCommitters {
+		s.committers.Add(1)
+		go s.committer()
+	}
+	return s, nil
 }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	c := s.commits.Load()
-	return Stats{Commits: c, Transactions: c, Retries: s.retries.Load()}
+	return Stats{Commits: s.commits.Load(), Transactions: s.transactions.Load(), Retries: s.retries.Load()}
 }
 
 // enter registers a transaction, unless the store is closed.
@@ -142,86 +155,47 @@ func (s *Store) enter() error {
 	return nil
 }
 
-// Close waits for the transactions in progress and closes the connections.
+// Close waits for the transactions in progress, stops the committers and
+// closes the connections.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+	close(s.stop)
+	s.committers.Wait()
 	s.pool.close()
 	return nil
 }
 
-// View implements meta.Store.
+// View implements meta.Store. A read-only REPEATABLE READ transaction
+// cannot lose a serialization conflict, so fn runs once.
 func (s *Store) View(ctx context.Context, fn func(meta.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.inflight.Done()
-	return s.run(ctx, fn, false)
-}
-
-// Update implements meta.Store.
-func (s *Store) Update(ctx context.Context, fn func(meta.Tx) error) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.inflight.Done()
-	err := s.run(ctx, fn, true)
-	if err == nil {
-		s.commits.Add(1)
-	}
-	return err
-}
-
-// run runs fn until it commits, fails for good, or has lost maxAttempts
-// conflicts.
-func (s *Store) run(ctx context.Context, fn func(meta.Tx) error, write bool) error {
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := s.attempt(ctx, fn, write)
-		if !retryable(err) || attempt == maxAttempts {
-			return err
-		}
-		s.retries.Add(1)
-		// Back off a little, at random, so the transactions that
-		// collided do not collide again at once.
-		d := time.Duration(rand.Int64N(int64(min(50*time.Microsecond<<min(attempt, 10), 20*time.Millisecond))))
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// attempt runs fn once in a transaction of its own connection.
-func (s *Store) attempt(ctx context.Context, fn func(meta.Tx) error, write bool) error {
 	conn, err := s.pool.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	t := &tx{s: s, conn: conn, ctx: ctx, writable: write, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
-	if write {
-		t.begin = "BEGIN ISOLATION LEVEL SERIALIZABLE"
-	}
+	t := &tx{s: s, conn: conn, ctx: ctx, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"}
 	ferr := call(fn, t)
+	s.pool.release(conn, t.rollback())
 	switch {
 	case ctx.Err() != nil:
-		err = ctx.Err()
+		return ctx.Err()
 	case t.err != nil:
-		err = t.err
-	case ferr != nil:
-		err = ferr
-	case write:
-		err, reusable := t.commit()
-		s.pool.release(conn, reusable)
-		return err
+		return t.err
 	}
-	s.pool.release(conn, t.rollback())
-	return err
+	return ferr
 }
 
 // commit sends the pending writes and COMMIT in one round trip and reports
@@ -314,3 +288,5 @@ func call(fn func(meta.Tx) error, t meta.Tx) (err error) {
 	}()
 	return fn(t)
 }
+
+func randN(n int64) int64 { return rand.Int64N(n) }
