@@ -174,8 +174,8 @@ func testLargeIteration(t *testing.T, open Opener) {
 // keyspace is empty, as creating a uniquely named bucket does: exactly one
 // may win. Snapshot isolation without serializability lets several in
 // (write skew), since each inserts a different key.
-func testConditionalInsert(t *testing.T, open Opener) {
-	s, _ := openStore(t, open)
+func testConditionalInsert(t *testing.T, ss []meta.Store) {
+	s := ss[0]
 	const rounds, writers = 5, 8
 	for r := range rounds {
 		space := fmt.Sprintf("cond%d", r)
@@ -184,7 +184,7 @@ func testConditionalInsert(t *testing.T, open Opener) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := s.Update(context.Background(), func(tx meta.Tx) error {
+				err := ss[w%len(ss)].Update(context.Background(), func(tx meta.Tx) error {
 					if k, _ := tx.Iter(space).First(); k != nil {
 						return nil
 					}
@@ -215,8 +215,8 @@ func testConditionalInsert(t *testing.T, open Opener) {
 
 // testSnapshotView moves amounts between accounts while readers check that
 // the total never changes: a View sees all of a transaction or none of it.
-func testSnapshotView(t *testing.T, open Opener) {
-	s, _ := openStore(t, open)
+func testSnapshotView(t *testing.T, ss []meta.Store) {
+	s := ss[0]
 	ctx := context.Background()
 	const accounts, total = 4, 1000
 	err := s.Update(ctx, func(tx meta.Tx) error {
@@ -242,7 +242,7 @@ func testSnapshotView(t *testing.T, open Opener) {
 			defer wg.Done()
 			for i := range 40 {
 				from, to := byte((w+i)%accounts), byte((w+i+1)%accounts)
-				err := s.Update(ctx, func(tx meta.Tx) error {
+				err := ss[(w+i)%len(ss)].Update(ctx, func(tx meta.Tx) error {
 					a := binary.BigEndian.Uint64(tx.Get("bank", []byte{from}))
 					b := binary.BigEndian.Uint64(tx.Get("bank", []byte{to}))
 					m := min(a, uint64(1+i%7))
@@ -262,7 +262,7 @@ func testSnapshotView(t *testing.T, open Opener) {
 	reads := 0
 	for !done.Load() || reads == 0 {
 		reads++
-		err := s.View(ctx, func(tx meta.Tx) error {
+		err := ss[reads%len(ss)].View(ctx, func(tx meta.Tx) error {
 			var byGet, byIter uint64
 			for a := range accounts {
 				byGet += binary.BigEndian.Uint64(tx.Get("bank", []byte{byte(a)}))
@@ -286,9 +286,8 @@ func testSnapshotView(t *testing.T, open Opener) {
 // testFeedOrder appends to a feed from concurrent writers while a reader
 // follows it with a cursor, and fails when a record commits below a
 // position the reader has passed: the record a consumer would never send.
-func testFeedOrder(t *testing.T, open Opener) {
-	s, _ := openStore(t, open)
-	skipped, err := CheckFeedOrder(context.Background(), s, 8, 40)
+func testFeedOrder(t *testing.T, ss []meta.Store) {
+	skipped, err := CheckFeedOrder(context.Background(), ss, 8, 40)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,20 +299,22 @@ func testFeedOrder(t *testing.T, open Opener) {
 // CheckFeedOrder runs writers goroutines, each appending each records to
 // the keyspace "feed" in transactions that take their key from NextSeq and
 // write a second record, while one reader repeatedly reads every record
-// above its cursor and moves the cursor to the highest it saw. Once the
-// writers are done it returns the records the reader skipped: those that
-// committed below its cursor after it had passed them. A store that keeps
-// meta's ordering guarantee skips none.
-func CheckFeedOrder(ctx context.Context, s meta.Store, writers, each int) (skipped []uint64, err error) {
+// above its cursor and moves the cursor to the highest it saw. The writers
+// take turns over the stores ss, gateways over one database. Once they are
+// done it returns the records the reader skipped: those that committed
+// below its cursor after it had passed them. A store that keeps meta's
+// ordering guarantee skips none.
+func CheckFeedOrder(ctx context.Context, ss []meta.Store, writers, each int) (skipped []uint64, err error) {
+	s := ss[0]
 	var done atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
-	for range writers {
+	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range each {
-				err := s.Update(ctx, func(tx meta.Tx) error {
+			for i := range each {
+				err := ss[(w+i)%len(ss)].Update(ctx, func(tx meta.Tx) error {
 					n, err := tx.NextSeq("feed")
 					if err != nil {
 						return err

@@ -57,25 +57,31 @@ func disconnect(t *testing.T, mtx meta.Tx) {
 }
 
 func TestConformance(t *testing.T) {
-	metatest.RunWith(t, opener(t, nil), metatest.Faults{Disconnect: disconnect})
+	metatest.RunWith(t, opener(t, nil), metatest.Options{Shared: true, Disconnect: disconnect})
 }
 
 // TestConformanceSmallPages runs the suite with pages of two rows, so that
 // every iteration crosses pages and turns at their edges.
 func TestConformanceSmallPages(t *testing.T) {
-	metatest.Run(t, opener(t, func(s *Store) { s.pageMin, s.pageMax = 1, 2 }))
+	metatest.RunWith(t, opener(t, func(s *Store) { s.pageMin, s.pageMax = 1, 2 }), metatest.Options{Shared: true})
 }
 
 // TestNaiveFeedSkips shows that metatest's feed ordering case catches a
-// feed numbered by a bare SEQUENCE: concurrent transactions commit out of
-// the order of their numbers, and a reader following the feed passes
-// records that commit later below its cursor.
+// feed numbered by a bare SEQUENCE: the transactions of several gateways
+// commit out of the order of their numbers, and a reader following the
+// feed passes records that commit later below its cursor.
 func TestNaiveFeedSkips(t *testing.T) {
 	open := opener(t, func(s *Store) { s.naiveSeq = true })
 	for round := 1; round <= 5; round++ {
-		s := open(t, t.TempDir())
-		skipped, err := metatest.CheckFeedOrder(context.Background(), s, 8, 40)
-		s.Close()
+		dir := t.TempDir()
+		var ss []meta.Store
+		for range metatest.Gateways {
+			ss = append(ss, open(t, dir))
+		}
+		skipped, err := metatest.CheckFeedOrder(context.Background(), ss, 8, 40)
+		for _, s := range ss {
+			s.Close()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
