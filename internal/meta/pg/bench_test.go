@@ -53,6 +53,10 @@ func BenchmarkStores(b *testing.B) {
 					}
 				}
 			})
+			if ps, ok := s.(*Store); ok && ps.Stats().Commits > 0 {
+				st := ps.Stats()
+				b.ReportMetric(float64(st.Transactions)/float64(st.Commits), "tx/commit")
+			}
 			rate := float64(b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(rate, "updates/s")
 			rates[name] = rate
