@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -111,6 +112,9 @@ func (t *tx) Err() error { return t.err }
 
 // Get implements meta.Tx.
 func (t *tx) Get(space string, key []byte) []byte {
+	if strings.IndexByte(space, 0) >= 0 {
+		return nil // no such keyspace can hold anything
+	}
 	var v []byte
 	found := false
 	err := t.send(fmt.Sprintf("get %s/%q", space, key), qGet, []any{space, key}, func(rows pgx.Rows) error {
@@ -129,7 +133,10 @@ func (t *tx) Get(space string, key []byte) []byte {
 	return v
 }
 
-func (t *tx) check(key []byte) error {
+// check says whether a write may be queued. Writes are sent later, with
+// other functions' statements in a group, so what the server would refuse
+// is refused here: an error at commit would fail the whole group.
+func (t *tx) check(space string, key []byte) error {
 	switch {
 	case t.err != nil:
 		return t.err
@@ -137,6 +144,8 @@ func (t *tx) check(key []byte) error {
 		return meta.ErrReadOnly
 	case len(key) == 0:
 		return errors.New("meta: key required")
+	case strings.IndexByte(space, 0) >= 0:
+		return fmt.Errorf("meta: keyspace %q: NUL in a keyspace name", space)
 	case t.ctx.Err() != nil:
 		return t.fail(t.ctx.Err())
 	}
@@ -145,7 +154,7 @@ func (t *tx) check(key []byte) error {
 
 // Put implements meta.Tx.
 func (t *tx) Put(space string, key, value []byte) error {
-	if err := t.check(key); err != nil {
+	if err := t.check(space, key); err != nil {
 		return err
 	}
 	v := make([]byte, len(value)) // never nil, which would be NULL
@@ -156,7 +165,7 @@ func (t *tx) Put(space string, key, value []byte) error {
 
 // Delete implements meta.Tx.
 func (t *tx) Delete(space string, key []byte) error {
-	if err := t.check(key); err != nil {
+	if err := t.check(space, key); err != nil {
 		return err
 	}
 	t.pending = append(t.pending, stmt{qDelete, []any{space, bytes.Clone(key)}})
@@ -169,7 +178,7 @@ func (t *tx) Delete(space string, key []byte) error {
 // PostgreSQL makes a commit visible before it releases the transaction's
 // locks, so the next holder's number can only be seen after this one's.
 func (t *tx) NextSeq(space string) (uint64, error) {
-	if err := t.check([]byte(space)); err != nil {
+	if err := t.check(space, []byte(space)); err != nil {
 		return 0, err
 	}
 	seq := seqName(space)
@@ -246,7 +255,20 @@ func spaceLock(space string) int32 {
 }
 
 // Iter implements meta.Tx.
-func (t *tx) Iter(space string) meta.Iterator { return &iter{t: t, space: space} }
+func (t *tx) Iter(space string) meta.Iterator {
+	if strings.IndexByte(space, 0) >= 0 {
+		return emptyIter{} // no such keyspace can hold anything
+	}
+	return &iter{t: t, space: space}
+}
+
+type emptyIter struct{}
+
+func (emptyIter) First() ([]byte, []byte)      { return nil, nil }
+func (emptyIter) Last() ([]byte, []byte)       { return nil, nil }
+func (emptyIter) Seek([]byte) ([]byte, []byte) { return nil, nil }
+func (emptyIter) Next() ([]byte, []byte)       { return nil, nil }
+func (emptyIter) Prev() ([]byte, []byte)       { return nil, nil }
 
 type kv struct{ k, v []byte }
 
