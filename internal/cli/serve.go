@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on; with -config, the host:port of the region's endpoint")
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
+	metaDSN := fs.String("meta", "", "PostgreSQL database for the region's metadata (postgres://user@host/db), shared by every gateway serving the region; default BULWARK_META_DSN, else bbolt in the data directory")
 	var topo *topology.Topology
 	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
 		if (*cert == "") != (*key == "") {
@@ -58,12 +60,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *metaDSN == "" {
+		*metaDSN = os.Getenv("BULWARK_META_DSN") // keeps a password out of ps
+	}
 	keys, bootstrap := creds.serverKeys()
 	cfg := server.Config{
 		MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
+		MetaDSN: *metaDSN,
+		Keys:    keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
 	if err := rf.configure(&cfg); err != nil {
 		return err

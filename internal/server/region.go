@@ -31,7 +31,6 @@ import (
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
-	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/s3api"
@@ -59,6 +58,10 @@ type Config struct {
 	UploadExpiry time.Duration
 	// InlineLimit overrides objectstore.DefaultInlineLimit when non-zero.
 	InlineLimit int64
+	// MetaDSN, when set, is the PostgreSQL database holding the region's
+	// metadata (a postgres:// URL), shared by every gateway serving the
+	// region; empty keeps it in DataDir (bbolt).
+	MetaDSN string
 	// Topology names every region of the deployment, this one included;
 	// nil runs the region alone.
 	Topology *topology.Topology
@@ -147,7 +150,7 @@ type ReplicationConfig struct {
 type Region struct {
 	cfg   Config
 	log   *slog.Logger
-	meta  *bolt.Store
+	meta  metaStore
 	Store *objectstore.Store
 	// Disk admits new data while the data directory's filesystem keeps
 	// its floor free, and keeps the reserves for deletes.
@@ -229,11 +232,10 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
 	}
-	bm, err := bolt.Open(filepath.Join(cfg.DataDir, "meta.db"))
+	bm, err := openMeta(ctx, cfg, disk)
 	if err != nil {
 		return nil, err
 	}
-	disk.KeepAhead(bm)
 	// Every package writes metadata and blobs through these, so a write
 	// that runs out of space says so, whichever package made it.
 	m := spaceMeta{Store: bm, g: disk}

@@ -74,6 +74,7 @@ type Stats struct {
 }
 
 type request struct {
+	ctx  context.Context
 	fn   func(meta.Tx) error
 	done chan error
 }
@@ -185,14 +186,20 @@ func (s *Store) View(ctx context.Context, fn func(meta.Tx) error) error {
 		return meta.ErrClosed
 	default:
 	}
-	return s.db.View(func(btx *bbolt.Tx) error { return fn(&tx{btx: btx}) })
+	err := s.db.View(func(btx *bbolt.Tx) error { return fn(&tx{btx: btx}) })
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // Update implements meta.Store. Once the function has been queued, Update
-// waits for the commit whatever ctx does: abandoning it would leave the caller
-// unsure whether its writes are durable.
+// waits for the outcome whatever ctx does: abandoning it would leave the
+// caller unsure whether its writes are durable. The committer looks at ctx
+// before and after running fn, so a ctx that ends before fn returns rolls the
+// transaction back.
 func (s *Store) Update(ctx context.Context, fn func(meta.Tx) error) error {
-	r := &request{fn: fn, done: make(chan error, 1)}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case <-s.closing:
 		return meta.ErrClosed
@@ -290,7 +297,7 @@ func (s *Store) commit(batch []*request) {
 		err := s.db.Update(func(btx *bbolt.Tx) error {
 			t := &tx{btx: btx, writable: true}
 			for i, r := range batch {
-				if err := call(r.fn, t); err != nil {
+				if err := r.run(t); err != nil {
 					failed = i
 					return errAbort
 				}
@@ -301,7 +308,7 @@ func (s *Store) commit(batch []*request) {
 			r := batch[failed]
 			batch = append(batch[:failed:failed], batch[failed+1:]...)
 			err := s.db.Update(func(btx *bbolt.Tx) error {
-				return call(r.fn, &tx{btx: btx, writable: true})
+				return r.run(&tx{btx: btx, writable: true})
 			})
 			s.count(1)
 			r.done <- err
@@ -322,6 +329,19 @@ func (s *Store) count(n int) {
 	s.statsMu.Unlock()
 }
 
+// run runs the request's function unless its ctx has ended, and fails it
+// when the ctx ended while it ran.
+func (r *request) run(t meta.Tx) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	err := call(r.fn, t)
+	if cerr := r.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // call runs fn, turning a panic into an error: a bug in one request must not
 // take the committer, and every other writer, down with it.
 func call(fn func(meta.Tx) error, t meta.Tx) (err error) {
@@ -337,6 +357,10 @@ type tx struct {
 	btx      *bbolt.Tx
 	writable bool
 }
+
+// Err implements meta.Tx: bbolt reads memory-mapped pages and cannot fail
+// in a way it reports.
+func (t *tx) Err() error { return nil }
 
 func (t *tx) Get(space string, key []byte) []byte {
 	b := t.btx.Bucket([]byte(space))
