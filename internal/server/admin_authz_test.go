@@ -108,6 +108,10 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 		{"GET", "v1/audit?account=" + a, "", admins, nil},
 		{"GET", "v1/audit?account=" + b, "", append(admins, "carol", "rootB"), nil},
 		{"GET", "v1/audit/facts", "", peers, nil},
+		// The cost is the audit's facts, priced: the same rules.
+		{"GET", "v1/audit/cost", "", append(admins, "carol", "rootB"), nil},
+		{"POST", "v1/audit/cost?account=" + a, `{"backupWarmPerGBMonth": 0.004}`, admins, nil},
+		{"POST", "v1/audit/cost?account=" + b, `{"bogus": 1}`, append(admins, "carol", "rootB"), nil}, // 400 once let in
 	}
 	covered := map[string]bool{}
 	for _, cl := range calls {
@@ -142,8 +146,9 @@ func TestAdminAuthorizationMatrix(t *testing.T) {
 				if allowed && cl.method == "GET" && cl.path == "v1/resources" && strings.Contains(string(raw), res.ResourceArn) != slices.Contains(admins, who) {
 					t.Errorf("resource list: %s", raw)
 				}
-				if allowed && cl.method == "GET" && cl.path == "v1/audit" && strings.Contains(string(raw), "arn:aws:s3:::a-bucket") != slices.Contains(admins, who) {
-					t.Errorf("audit: %s", raw)
+				if allowed && cl.method == "GET" && (cl.path == "v1/audit" || cl.path == "v1/audit/cost") &&
+					strings.Contains(string(raw), "arn:aws:s3:::a-bucket") != slices.Contains(admins, who) {
+					t.Errorf("%s: %s", cl.path, raw)
 				}
 				if !allowed && strings.Contains(string(raw), "secret-key-name") {
 					t.Errorf("a refusal shows a key name: %s", raw)
