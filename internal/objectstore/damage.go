@@ -226,7 +226,7 @@ func (s *Store) RepairData(ctx context.Context, bucket, key, versionID string, p
 		return tx.Put(spaceBlobRefs, []byte(newID), vk)
 	})
 	if err != nil {
-		s.dropBlobs(ctx, []string{newID})
+		s.dropUncommitted(ctx, err, []string{newID})
 		return fmt.Errorf("repair %s/%s %s: %w", bucket, key, versionID, err)
 	}
 	s.dropBlobs(ctx, []string{old})

@@ -256,7 +256,7 @@ func (s *Store) UploadPart(ctx context.Context, in *PartInput) (*Part, error) {
 		return tx.Put(spaceBlobRefs, []byte(p.BlobID), pk)
 	})
 	if err != nil {
-		s.dropBlobs(ctx, []string{p.BlobID})
+		s.dropUncommitted(ctx, err, []string{p.BlobID})
 		return nil, fmt.Errorf("upload part %d: %w", in.Number, err)
 	}
 	s.dropBlobs(ctx, garbage)

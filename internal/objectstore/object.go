@@ -122,7 +122,7 @@ func (s *Store) PutObject(ctx context.Context, in *PutInput) (*Version, error) {
 	}
 	if err := s.commitVersion(ctx, v, in.WriteCondition); err != nil {
 		if v.BlobID != "" {
-			s.dropBlobs(ctx, []string{v.BlobID})
+			s.dropUncommitted(ctx, err, []string{v.BlobID})
 		}
 		return nil, fmt.Errorf("put object %q: %w", in.Key, err)
 	}
@@ -285,6 +285,19 @@ func findNull(tx meta.Tx, bucket, key string) (*Version, error) {
 		}
 	}
 	return nil, nil
+}
+
+// dropUncommitted deletes the blobs an Update that failed with err would
+// have referenced. When the commit's outcome is unknown (the store lost
+// the answer to a commit it may have made) they are left to the orphan
+// sweeper, which deletes them only if no record names them: deleting them
+// here could leave a committed version without its data.
+func (s *Store) dropUncommitted(ctx context.Context, err error, ids []string) {
+	if errors.Is(err, meta.ErrUnknownOutcome) {
+		s.log.Warn("commit outcome unknown: blobs left to the orphan sweeper", "blobs", ids, "err", err)
+		return
+	}
+	s.dropBlobs(ctx, ids)
 }
 
 // dropBlobs deletes blobs no record references any more. A failure leaves

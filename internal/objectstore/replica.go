@@ -187,9 +187,10 @@ func (s *Store) ApplyReplica(ctx context.Context, bucket, key string, m *Replica
 		return insertVersionFrom(tx, v, kind, OriginReplication)
 	})
 	if err != nil {
-		garbage = v.blobIDs()
+		s.dropUncommitted(ctx, err, v.blobIDs())
+	} else {
+		s.dropBlobs(ctx, garbage)
 	}
-	s.dropBlobs(ctx, garbage)
 	if err != nil {
 		return nil, fmt.Errorf("replica of %q %s: %w", key, m.VersionID, err)
 	}
