@@ -20,6 +20,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on; with -config, the host:port of the region's endpoint")
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
+	blobs := fs.String("blobs", "", "where object data lives: a directory (a shared mount for several gateways) or s3://bucket/prefix?endpoint=URL&region=NAME, signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA/blobs")
 	var topo *topology.Topology
 	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
 		if (*cert == "") != (*key == "") {
@@ -64,6 +65,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
+		BlobURL: *blobs,
 	}
 	if err := rf.configure(&cfg); err != nil {
 		return err
