@@ -170,22 +170,35 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	}
 	nonce := newNonce()
 	if err == nil {
-		// The buffer is full: there may be more.
-		size, err := s.multipart(ctx, id, nonce, buf, r)
+		// The buffer is full: one more byte says whether there is more.
+		var one [1]byte
+		k, err := io.ReadFull(r, one[:])
+		if err != nil && err != io.EOF {
+			return 0, fmt.Errorf("write blob %s: %w", id, err)
+		}
+		if k == 0 {
+			return s.put(ctx, id, nonce, buf)
+		}
+		size, err := s.multipart(ctx, id, nonce, buf, io.MultiReader(bytes.NewReader(one[:]), r))
 		if err != nil {
 			return 0, s.failed(ctx, id, nonce, err)
 		}
 		return size, nil
 	}
-	_, err = s.client.PutObject(ctx, &awss3.PutObjectInput{
-		Bucket: aws.String(s.bucket), Key: s.key(id), Body: bytes.NewReader(buf[:n]),
-		ContentLength: aws.Int64(int64(n)), IfNoneMatch: aws.String("*"),
+	return s.put(ctx, id, nonce, buf[:n])
+}
+
+// put writes data in one conditional PutObject.
+func (s *Store) put(ctx context.Context, id, nonce string, data []byte) (int64, error) {
+	_, err := s.client.PutObject(ctx, &awss3.PutObjectInput{
+		Bucket: aws.String(s.bucket), Key: s.key(id), Body: bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))), IfNoneMatch: aws.String("*"),
 		Metadata: map[string]string{nonceKey: nonce},
 	})
 	if err != nil {
 		return 0, s.failed(ctx, id, nonce, err)
 	}
-	return int64(n), nil
+	return int64(len(data)), nil
 }
 
 // failed turns the error of a write into Create's. A failed condition is

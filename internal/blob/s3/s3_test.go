@@ -29,7 +29,7 @@ type endpoint struct {
 	n      atomic.Int64
 }
 
-func startEndpoint(t *testing.T) *endpoint {
+func startEndpoint(t testing.TB) *endpoint {
 	t.Helper()
 	r := servertest.Start(t, servertest.Options{})
 	e := &endpoint{r: r, bucket: "blobs"}
@@ -51,7 +51,7 @@ func (e *endpoint) config(prefix string) blobs3.Config {
 	}
 }
 
-func open(t *testing.T, cfg blobs3.Config) *blobs3.Store {
+func open(t testing.TB, cfg blobs3.Config) *blobs3.Store {
 	t.Helper()
 	s, err := blobs3.Open(context.Background(), cfg)
 	if err != nil {
@@ -106,6 +106,22 @@ func TestMultipart(t *testing.T) {
 	got, err := io.ReadAll(o)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read all: %d bytes, %v", len(got), err)
+	}
+	// At and around the part size, where one PutObject gives way to parts.
+	for _, size := range []int{5 << 20, 5<<20 + 1, 10 << 20} {
+		id := fmt.Sprintf("edge%d", size)
+		if n, err := a.Create(ctx, id, bytes.NewReader(data[:size])); err != nil || n != int64(size) {
+			t.Fatalf("create %s: %d, %v", id, n, err)
+		}
+		o, err := b.Open(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o)
+		o.Close()
+		if err != nil || !bytes.Equal(got, data[:size]) {
+			t.Fatalf("%s: read %d bytes, %v", id, len(got), err)
+		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	r := io.MultiReader(bytes.NewReader(data[:7<<20]), readerFunc(func([]byte) (int, error) {
