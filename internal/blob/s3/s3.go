@@ -22,7 +22,7 @@
 // downloads a blob to read part of it. Retries are the SDK's.
 //
 // Info.ModTime is the object's LastModified, which the endpoint sets when
-// the write completes (the upload's start for multipart on AWS): both are
+// the write completes (AWS may give a multipart upload the time it began): either is
 // after the Create started, by the endpoint's clock.
 //
 // The bucket should not have versioning on: Delete would leave the data as a
