@@ -22,6 +22,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
 	metaDSN := fs.String("meta", "", "PostgreSQL database for the region's metadata (postgres://user@host/db), shared by every gateway serving the region; default BULWARK_META_DSN, else bbolt in the data directory")
+	blobs := fs.String("blobs", "", "where object data lives: a directory (a shared mount for several gateways) or s3://bucket/prefix?endpoint=URL&region=NAME, signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA/blobs")
 	var topo *topology.Topology
 	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
 		if (*cert == "") != (*key == "") {
@@ -68,8 +69,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		MetaDSN: *metaDSN,
-		Keys:    keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
+		MetaDSN: *metaDSN, BlobURL: *blobs,
+		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
 	if err := rf.configure(&cfg); err != nil {
 		return err

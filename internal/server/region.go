@@ -26,7 +26,6 @@ import (
 	"github.com/bulwark/bulwark/internal/auth"
 	"github.com/bulwark/bulwark/internal/backup"
 	"github.com/bulwark/bulwark/internal/backupapi"
-	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
@@ -50,8 +49,16 @@ type Config struct {
 	// Domains for virtual-hosted-style requests; default "localhost".
 	Domains []string
 	Logger  *slog.Logger
+	// BlobURL is where object data lives: a directory, or
+	// s3://bucket/prefix?endpoint=URL&region=NAME with credentials from
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Several gateways over
+	// one metadata store may share it; regions with metadata of their own
+	// must not (each would sweep the other's blobs). Empty means
+	// DataDir/blobs.
+	BlobURL string
 	// SweepInterval and SweepGrace drive the orphan blob sweeper; a blob
-	// younger than the grace period may belong to an upload in progress.
+	// younger than the grace period may belong to an upload in progress,
+	// in this process or, over a shared BlobURL, in another.
 	SweepInterval, SweepGrace time.Duration
 	// UploadExpiry is the age at which an unfinished multipart upload is
 	// aborted and its parts reclaimed; default 7 days.
@@ -239,18 +246,23 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	// Every package writes metadata and blobs through these, so a write
 	// that runs out of space says so, whichever package made it.
 	m := spaceMeta{Store: bm, g: disk}
-	fsBlobs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	rawBlobs, private, err := openBlobs(ctx, cfg)
 	if err != nil {
 		bm.Close()
 		return nil, err
 	}
-	blobs := spaceBlobs{Store: fsBlobs, g: disk}
+	blobs := spaceBlobs{Store: rawBlobs, g: disk}
 	store := objectstore.New(objectstore.Config{
 		Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit,
 		ReplicationSelects: replication.Selects, Space: disk,
 	})
-	// Nothing is being written yet, so every unreferenced blob is an orphan.
-	if n, err := store.SweepOrphans(ctx, 0); err != nil {
+	// Nothing is being written yet, so every unreferenced blob is an
+	// orphan; unless other processes write to the store too.
+	startGrace := time.Duration(0)
+	if !private {
+		startGrace = cfg.SweepGrace
+	}
+	if n, err := store.SweepOrphans(ctx, startGrace); err != nil {
 		bm.Close()
 		return nil, err
 	} else if n > 0 {

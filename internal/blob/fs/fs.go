@@ -1,10 +1,22 @@
-// Package fs stores blobs as files under one directory.
+// Package fs stores blobs as files under one directory, which several
+// processes may share (a shared NFS or CephFS mount).
 //
-// A blob is written straight to its final name with O_EXCL, fsynced, and then
-// its directory is fsynced so the name itself survives a crash. Directory
-// syncs are shared: every Create waiting on a directory is covered by one
-// fsync that started after its file was linked. A crash mid-write leaves a
-// partial file that no metadata references; the orphan sweeper removes it.
+// A blob is written to a temporary file of a unique name under .tmp,
+// fsynced, and then hard-linked to its final name. link(2) fails if the
+// name exists, on local filesystems and over NFS alike, so of two writers of
+// one ID, in one process or in several, exactly one wins; and a blob is
+// never seen under its name before it is complete. The shard directory is
+// fsynced after the link, so the name itself survives a crash. Directory
+// syncs are shared within a process: every Create waiting on a directory is
+// covered by one fsync that started after its file was linked.
+//
+// A crash mid-write leaves only a temporary file, which a later Open or
+// Walk removes once it is older than a day (a younger one may belong to a
+// writer in another process). A crash between the link and the metadata
+// commit leaves a blob no metadata names: the orphan sweeper removes it.
+//
+// The filesystem must support hard links and O_EXCL; a blob's modification
+// time is that of its last write, which is after its Create started.
 package fs
 
 import (
@@ -16,13 +28,23 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/blob"
 )
 
+// tmpName is the directory of files being written. A dot is outside the
+// ID alphabet, so it is never a shard.
+const tmpName = ".tmp"
+
+// staleTemp is the age at which a temporary file is taken for one a
+// crashed writer left: no Create takes that long.
+const staleTemp = 24 * time.Hour
+
 // Store is a filesystem blob.Store.
 type Store struct {
 	root   string
+	tmp    string
 	shards sync.Map // shard name -> *dirSync, once the directory exists
 	mkdir  sync.Mutex
 	rootFS *dirSync
@@ -30,10 +52,34 @@ type Store struct {
 
 // Open opens (creating if needed) a blob store rooted at dir.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
+	tmp := filepath.Join(dir, tmpName)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("open blob store %q: %w", dir, err)
 	}
-	return &Store{root: dir, rootFS: &dirSync{path: dir}}, nil
+	s := &Store{root: dir, tmp: tmp, rootFS: &dirSync{path: dir}}
+	if err := s.removeStaleTemps(); err != nil {
+		return nil, fmt.Errorf("open blob store %q: %w", dir, err)
+	}
+	return s, nil
+}
+
+// removeStaleTemps removes temporary files that crashed writers left.
+func (s *Store) removeStaleTemps() error {
+	entries, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return fmt.Errorf("remove stale temporary files: %w", err)
+	}
+	cutoff := time.Now().Add(-staleTemp)
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err == nil && fi.ModTime().Before(cutoff) {
+			err = os.Remove(filepath.Join(s.tmp, e.Name()))
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale temporary files: %w", err)
+		}
+	}
+	return nil
 }
 
 // shard spreads blobs over up to 4096 directories by the tail of the ID, which
@@ -60,15 +106,13 @@ func (s *Store) dir(id string) (*dirSync, error) {
 		return d.(*dirSync), nil
 	}
 	p := filepath.Join(s.root, name)
-	err := os.Mkdir(p, 0o700)
-	switch {
-	case err == nil:
-		if err := s.rootFS.sync(); err != nil {
-			return nil, err
-		}
-	case errors.Is(err, fs.ErrExist):
-	default:
+	// Another process may have made the directory and not synced its
+	// parent yet: the parent is synced either way, once per process.
+	if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("create blob directory: %w", err)
+	}
+	if err := s.rootFS.sync(); err != nil {
+		return nil, err
 	}
 	d := &dirSync{path: p}
 	s.shards.Store(name, d)
@@ -80,18 +124,24 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	if err := blob.ValidateID(id); err != nil {
 		return 0, err
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("create blob %s: %w", id, err)
+	}
 	d, err := s.dir(id)
 	if err != nil {
 		return 0, err
 	}
 	p := s.path(id)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	// Not relied on (link decides), but spares writing a blob bound to fail.
+	if _, err := os.Lstat(p); err == nil {
 		return 0, fmt.Errorf("create blob %s: %w", id, blob.ErrExists)
 	}
+	f, err := os.CreateTemp(s.tmp, id+"-*")
 	if err != nil {
 		return 0, fmt.Errorf("create blob %s: %w", id, err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	n, err := io.Copy(f, ctxReader{ctx, r})
 	if err == nil {
 		err = f.Sync()
@@ -99,14 +149,36 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = d.sync()
-	}
 	if err != nil {
+		return 0, fmt.Errorf("write blob %s: %w", id, err)
+	}
+	if err := link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return 0, fmt.Errorf("create blob %s: %w", id, blob.ErrExists)
+		}
+		return 0, fmt.Errorf("create blob %s: %w", id, err)
+	}
+	if err := d.sync(); err != nil {
 		_ = os.Remove(p)
 		return 0, fmt.Errorf("write blob %s: %w", id, err)
 	}
 	return n, nil
+}
+
+// link gives the file tmp the name p unless p exists. Over NFS, a link
+// whose reply was lost is sent again and fails with EEXIST although the
+// first one made the name: the name then points to tmp's file, which is
+// how that case is told apart from a name another writer took.
+func link(tmp, p string) error {
+	err := os.Link(tmp, p)
+	if errors.Is(err, fs.ErrExist) {
+		a, aerr := os.Stat(tmp)
+		b, berr := os.Stat(p)
+		if aerr == nil && berr == nil && os.SameFile(a, b) {
+			return nil
+		}
+	}
+	return err
 }
 
 // ctxReader stops a long copy when the request that drives it goes away.
@@ -126,6 +198,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {
 	if err := blob.ValidateID(id); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", id, err)
 	}
 	f, err := os.Open(s.path(id))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -158,6 +233,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := blob.ValidateID(id); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete blob %s: %w", id, err)
+	}
 	err := os.Remove(s.path(id))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: %w", id, err)
@@ -165,23 +243,38 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Walk implements blob.Store.
+// Walk implements blob.Store. It also removes temporary files that
+// crashed writers left, so that the sweeper's walks reclaim them too.
 func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) error {
+	if err := s.removeStaleTemps(); err != nil {
+		return fmt.Errorf("walk blobs: %w", err)
+	}
 	shards, err := os.ReadDir(s.root)
 	if err != nil {
 		return fmt.Errorf("walk blobs: %w", err)
 	}
 	for _, sh := range shards {
-		if !sh.IsDir() {
+		if !sh.IsDir() || sh.Name() == tmpName {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("walk blobs: %w", err)
+		}
 		entries, err := os.ReadDir(filepath.Join(s.root, sh.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("walk blobs: %w", err)
 		}
 		for _, e := range entries {
 			if err := ctx.Err(); err != nil {
-				return err
+				return fmt.Errorf("walk blobs: %w", err)
+			}
+			// Names outside the ID alphabet are not blobs: an NFS client's
+			// .nfs files of deleted blobs still open, for one.
+			if blob.ValidateID(e.Name()) != nil {
+				continue
 			}
 			fi, err := e.Info()
 			if errors.Is(err, fs.ErrNotExist) {

@@ -1,4 +1,6 @@
 // Package mem is an in-memory blob.Store for tests of the layers above blob.
+// One Store shared by several users stands for storage shared by several
+// processes.
 package mem
 
 import (
@@ -26,12 +28,17 @@ type entry struct {
 // New returns an empty store.
 func New() *Store { return &Store{blobs: map[string]entry{}} }
 
-// Create implements blob.Store.
+// Create implements blob.Store. The blob is added to the map only once r
+// is read to its end, so it is never seen incomplete.
 func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, error) {
 	if err := blob.ValidateID(id); err != nil {
 		return 0, err
 	}
-	data, err := io.ReadAll(r)
+	start := time.Now()
+	data, err := io.ReadAll(ctxReader{ctx, r})
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("write blob %s: %w", id, err)
 	}
@@ -40,12 +47,31 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	if _, ok := s.blobs[id]; ok {
 		return 0, fmt.Errorf("create blob %s: %w", id, blob.ErrExists)
 	}
-	s.blobs[id] = entry{data: data, mod: time.Now()}
+	s.blobs[id] = entry{data: data, mod: start}
 	return int64(len(data)), nil
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Open implements blob.Store.
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {
+	if err := blob.ValidateID(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", id, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.blobs[id]
@@ -61,6 +87,12 @@ func (object) Close() error { return nil }
 
 // Delete implements blob.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := blob.ValidateID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete blob %s: %w", id, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.blobs, id)
@@ -76,6 +108,9 @@ func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) error {
 	}
 	s.mu.Unlock()
 	for _, in := range infos {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("walk blobs: %w", err)
+		}
 		if err := fn(in); err != nil {
 			return err
 		}
