@@ -178,7 +178,11 @@ func (e *Engine) send(ctx context.Context, t *Task, limiter *rate.Limiter) resul
 		return transient(code, "%s (destination bucket %s in %s)", msg, t.Dest, region)
 	}
 	if permanentCodes[code] {
-		if code == "AccessDenied" {
+		switch code {
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			// The session may be what the destination refuses (say, a
+			// region that no longer knows it): the automatic retry of
+			// failures asks for a new one.
 			e.forgetRole(role)
 		}
 		return permanent(code, "%s (destination bucket %s in %s, acting as %s)", msg, t.Dest, region, role)
