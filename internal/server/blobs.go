@@ -18,8 +18,13 @@ import (
 func openBlobs(ctx context.Context, cfg Config) (s blob.Store, private bool, err error) {
 	switch loc := cfg.BlobURL; {
 	case loc == "":
-		s, err = blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
-		return s, true, err
+		// The region's own directory: what a crash left half written is
+		// garbage now, as nothing else writes there.
+		fs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
+		if err == nil {
+			err = fs.RemoveTemps(0)
+		}
+		return fs, true, err
 	case strings.HasPrefix(loc, "s3://"):
 		c, err := blobs3.ParseURL(loc)
 		if err != nil {

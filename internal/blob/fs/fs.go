@@ -57,19 +57,21 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open blob store %q: %w", dir, err)
 	}
 	s := &Store{root: dir, tmp: tmp, rootFS: &dirSync{path: dir}}
-	if err := s.removeStaleTemps(); err != nil {
+	if err := s.RemoveTemps(staleTemp); err != nil {
 		return nil, fmt.Errorf("open blob store %q: %w", dir, err)
 	}
 	return s, nil
 }
 
-// removeStaleTemps removes temporary files that crashed writers left.
-func (s *Store) removeStaleTemps() error {
+// RemoveTemps removes the temporary files older than age that crashed
+// writers left. A process that owns the store alone removes them all
+// (age 0) when it opens it, before it writes.
+func (s *Store) RemoveTemps(age time.Duration) error {
 	entries, err := os.ReadDir(s.tmp)
 	if err != nil {
 		return fmt.Errorf("remove stale temporary files: %w", err)
 	}
-	cutoff := time.Now().Add(-staleTemp)
+	cutoff := time.Now().Add(-age)
 	for _, e := range entries {
 		fi, err := e.Info()
 		if err == nil && fi.ModTime().Before(cutoff) {
@@ -246,7 +248,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // Walk implements blob.Store. It also removes temporary files that
 // crashed writers left, so that the sweeper's walks reclaim them too.
 func (s *Store) Walk(ctx context.Context, fn func(blob.Info) error) error {
-	if err := s.removeStaleTemps(); err != nil {
+	if err := s.RemoveTemps(staleTemp); err != nil {
 		return fmt.Errorf("walk blobs: %w", err)
 	}
 	shards, err := os.ReadDir(s.root)
