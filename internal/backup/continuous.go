@@ -591,6 +591,24 @@ type streams struct {
 	synced map[string]uint64
 	// sending serializes the catch-ups of one destination.
 	sending map[string]*sync.Mutex
+	// leased is set when several gateways serve the region: streams run
+	// only in the one holding the streams' lease, while held is set
+	// (ResumeStreams, StopStreams).
+	leased, held bool
+}
+
+// stopStreams stops every stream this service runs, until ResumeStreams.
+func (s *Service) stopStreams() {
+	s.streams.mu.Lock()
+	s.streams.held = false
+	cancels := make([]context.CancelFunc, 0, len(s.streams.running))
+	for _, c := range s.streams.running {
+		cancels = append(cancels, c)
+	}
+	s.streams.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
 }
 
 // ensureStream starts the stream of a continuous point unless it runs.
@@ -605,7 +623,7 @@ func (s *Service) ensureStream(rp *RecoveryPoint) {
 	}
 	s.streams.mu.Lock()
 	defer s.streams.mu.Unlock()
-	if _, ok := s.streams.running[rp.ARN]; ok {
+	if _, ok := s.streams.running[rp.ARN]; ok || (s.streams.leased && !s.streams.held) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -704,6 +722,9 @@ func (s *Service) stopPoint(ctx context.Context, rp *RecoveryPoint, why string) 
 // resumeStreams starts the streams of the continuous points an earlier
 // run of the service left.
 func (s *Service) resumeStreams(ctx context.Context) error {
+	s.streams.mu.Lock()
+	s.streams.held = true
+	s.streams.mu.Unlock()
 	ps, err := s.pointsWhere(ctx, func(p *RecoveryPoint) bool {
 		return p.IsContinuous() && p.Origin != "copy" && p.Status != PointStopped
 	})

@@ -71,6 +71,9 @@ type CopyJob struct {
 	DestRegion, DestAccount, DestVault string
 	// DestPointID names the copy in the destination vault.
 	DestPointID string
+	// Gateway names the process of the region that runs the copy, when
+	// several serve it (ServiceConfig.Gateway).
+	Gateway string `json:",omitempty"`
 }
 
 // CopyIn is what a destination needs to receive a copy: where it goes and
@@ -193,7 +196,7 @@ func (s *Service) newCopyJob(ctx context.Context, account string, in StartCopyJo
 		DestinationBackupVaultARN:   in.DestinationVaultARN,
 		DestinationRecoveryPointARN: "arn:aws:backup:" + region + ":" + account + ":recovery-point:" + id,
 		ResourceARN:                 p.ResourceARN, ResourceType: p.ResourceType, IAMRoleARN: in.IAMRoleARN,
-		IdempotencyToken: in.IdempotencyToken, State: CopyCreated, CreationDate: now,
+		IdempotencyToken: in.IdempotencyToken, State: CopyCreated, CreationDate: now, Gateway: s.gateway,
 		BackupSizeInBytes: p.BackupSizeInBytes, Lifecycle: in.Lifecycle, CreatedBy: in.CreatedBy,
 		CreatedByBackupJobID: in.BackupJobID, DestRegion: region, DestAccount: destAccount, DestVault: destVault, DestPointID: id,
 	}
@@ -480,17 +483,29 @@ const coldSuffix = ".cold"
 
 // resumeCopies starts again the copy jobs an earlier run of the service
 // left unfinished.
-func (s *Service) resumeCopies(ctx context.Context) error {
+func (s *Service) resumeCopies(ctx context.Context, dead func(gateway string) bool) error {
 	var jobs []*CopyJob
-	err := s.cat.view(ctx, func(tx meta.Tx) error {
+	// The jobs are this gateway's in the transaction that finds them, so
+	// that two gateways never resume one.
+	err := s.cat.update(ctx, func(tx meta.Tx) error {
+		jobs = jobs[:0]
 		it := tx.Iter(spaceCopyJobs)
 		for k, v := it.Seek(nil); k != nil; k, v = it.Next() {
 			j := &CopyJob{}
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if j.State == CopyCreated || j.State == CopyRunning {
+			if (j.State == CopyCreated || j.State == CopyRunning) && dead(j.Gateway) {
 				jobs = append(jobs, j)
+			}
+		}
+		for _, j := range jobs {
+			if j.Gateway == s.gateway {
+				continue
+			}
+			j.Gateway = s.gateway
+			if err := putJSON(tx, spaceCopyJobs, key(j.AccountID, j.CopyJobID), j); err != nil {
+				return err
 			}
 		}
 		return nil

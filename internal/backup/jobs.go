@@ -95,6 +95,9 @@ type BackupJob struct {
 	// Continuous is set for a base of a continuous point, whose ARN is
 	// RecoveryPointARN.
 	Continuous bool `json:",omitempty"`
+	// Gateway names the process of the region that runs the job, when
+	// several serve it (ServiceConfig.Gateway).
+	Gateway string `json:",omitempty"`
 }
 
 // CreatedBy names the backup plan rule that made a job or recovery point.
@@ -186,6 +189,9 @@ type RestoreJob struct {
 	// RestoreTestCheck is the selection's own check of a restore test
 	// (restoretest_run.go), kept out of the provider's metadata.
 	RestoreTestCheck *RestoreCheck `json:",omitempty"`
+	// Gateway names the process of the region that runs the job, when
+	// several serve it (ServiceConfig.Gateway).
+	Gateway string `json:",omitempty"`
 }
 
 // ServiceConfig configures a Service.
@@ -218,6 +224,12 @@ type ServiceConfig struct {
 	// Admin names the deployment's admin account, the only one whose
 	// restore tests run a ValidationCommand; nil: no account's do.
 	Admin func() string
+	// Gateway names this process when several serve the region over one
+	// metadata store: the jobs it starts carry the name, and it neither
+	// fails nor resumes at start what others run (TakeOverInterrupted
+	// does, for gateways that died), nor runs continuous backup streams
+	// until ResumeStreams. Empty for the region's only process.
+	Gateway string
 }
 
 // Space decides whether the disk has room for new data. A backup job it
@@ -267,6 +279,8 @@ type Service struct {
 	remoteRegions map[string]bool
 	copyRetryMax  time.Duration
 	streams       streams
+	// gateway names this process among the region's (ServiceConfig.Gateway).
+	gateway string
 	// dirty lists the vault repositories with garbage for Collect (guarded
 	// by mu): account/name → {account, name}.
 	dirty map[string][2]string
@@ -302,17 +316,19 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 		s.copyRetryMax = DefaultCopyRetryMax
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if err := s.failInterrupted(ctx); err != nil {
-		s.cancel()
-		return nil, err
-	}
-	if err := s.resumeCopies(ctx); err != nil {
-		s.cancel()
-		return nil, err
-	}
-	if err := s.resumeStreams(ctx); err != nil {
-		s.cancel()
-		return nil, err
+	s.gateway = cfg.Gateway
+	s.streams.leased = s.gateway != ""
+	if s.gateway == "" {
+		// The only process of the region: whatever a previous run left
+		// running died with it.
+		if err := s.TakeOverInterrupted(ctx, nil); err != nil {
+			s.cancel()
+			return nil, err
+		}
+		if err := s.resumeStreams(ctx); err != nil {
+			s.cancel()
+			return nil, err
+		}
 	}
 	every := cfg.CollectInterval
 	if every <= 0 {
@@ -322,7 +338,29 @@ func NewService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) failInterrupted(ctx context.Context) error {
+// TakeOverInterrupted ends the work of processes that died: backup and
+// restore jobs they were running are marked failed (their goroutines died
+// with them), and the copy jobs they were running go on in this one. live
+// names the gateways of the region alive now (nil: none but this one); a
+// job of a live gateway is left alone. With several gateways, one of them
+// calls it periodically, under a lease.
+func (s *Service) TakeOverInterrupted(ctx context.Context, live map[string]bool) error {
+	dead := func(gateway string) bool { return s.gateway == "" || (gateway != s.gateway && !live[gateway]) }
+	if err := s.failInterrupted(ctx, dead); err != nil {
+		return err
+	}
+	return s.resumeCopies(ctx, dead)
+}
+
+// ResumeStreams starts the continuous backup streams of the region; with
+// several gateways, the one holding the streams' lease calls it.
+func (s *Service) ResumeStreams(ctx context.Context) error { return s.resumeStreams(ctx) }
+
+// StopStreams stops the continuous backup streams this service runs, as
+// when its gateway loses the streams' lease.
+func (s *Service) StopStreams() { s.stopStreams() }
+
+func (s *Service) failInterrupted(ctx context.Context, dead func(gateway string) bool) error {
 	now := s.cat.clock()
 	return s.cat.update(ctx, func(tx meta.Tx) error {
 		var jobs []*BackupJob
@@ -333,7 +371,7 @@ func (s *Service) failInterrupted(ctx context.Context) error {
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if j.State == JobCreated || j.State == JobRunning {
+			if (j.State == JobCreated || j.State == JobRunning) && dead(j.Gateway) {
 				jobs = append(jobs, j)
 			}
 		}
@@ -343,24 +381,32 @@ func (s *Service) failInterrupted(ctx context.Context) error {
 			if err := json.Unmarshal(v, j); err != nil {
 				return err
 			}
-			if j.Status == RestorePending || j.Status == RestoreRunning {
+			if (j.Status == RestorePending || j.Status == RestoreRunning) && dead(j.Gateway) {
 				restores = append(restores, j)
 			}
 		}
 		for _, j := range jobs {
-			j.State, j.StatusMessage, j.CompletionDate = JobFailed, "The job was interrupted by a restart of the server.", &now
+			j.State, j.StatusMessage, j.CompletionDate = JobFailed, interruptedMessage(j.Gateway, s.gateway), &now
 			if err := putJSON(tx, spaceJobs, key(j.AccountID, j.JobID), j); err != nil {
 				return err
 			}
 		}
 		for _, j := range restores {
-			j.Status, j.StatusMessage, j.CompletionDate = RestoreFailed, "The job was interrupted by a restart of the server.", &now
+			j.Status, j.StatusMessage, j.CompletionDate = RestoreFailed, interruptedMessage(j.Gateway, s.gateway), &now
 			if err := putRestoreJob(tx, j); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// interruptedMessage is the status of a job whose process died.
+func interruptedMessage(gateway, self string) string {
+	if gateway == "" || self == "" {
+		return "The job was interrupted by a restart of the server."
+	}
+	return "The job was interrupted: the server process running it (" + gateway + ") stopped."
 }
 
 // Close stops running jobs (they end FAILED), waits for them and closes
@@ -496,7 +542,7 @@ func (s *Service) StartBackupJob(ctx context.Context, account string, in StartBa
 		AccountID: account, JobID: strings.ToUpper(newUUID()), VaultName: v.Name, VaultARN: v.ARN,
 		ResourceARN: in.ResourceARN, ResourceType: p.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken,
 		RecoveryPointARN: s.cat.RecoveryPointARN(account, id), State: JobCreated, CreationDate: now, Lifecycle: in.Lifecycle,
-		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags,
+		CreatedBy: in.CreatedBy, CopyActions: in.CopyActions, RecoveryPointTags: in.RecoveryPointTags, Gateway: s.gateway,
 	}
 	if cp, ok := p.(ContinuousProvider); ok && in.Continuous && s.canStream(ctx, cp, account, in.ResourceARN) {
 		cp, err := s.continuousPoint(ctx, j, in.CopyActions)
@@ -853,7 +899,7 @@ func (s *Service) StartRestoreJob(ctx context.Context, account string, in StartR
 		ResourceType: prov.Type(), IAMRoleARN: in.IAMRoleARN, IdempotencyToken: in.IdempotencyToken, Metadata: withoutSecrets(in.Metadata),
 		Status: RestorePending, CreationDate: now, BackupSizeInBytes: p.BackupSizeInBytes,
 		CreatedResourceARN: target, RestoreTestingPlanARN: in.RestoreTestingPlanARN, ValidationWindowHours: in.ValidationWindowHours,
-		RestoreTestCheck: in.RestoreTestCheck,
+		RestoreTestCheck: in.RestoreTestCheck, Gateway: s.gateway,
 	}
 	if err := s.saveRestore(ctx, j); err != nil {
 		return nil, err

@@ -22,7 +22,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "PEM certificate file: serve HTTPS")
 	key := fs.String("tls-key", "", "PEM private key file for -tls-cert")
 	metaDSN := fs.String("meta", "", "PostgreSQL database for the region's metadata (postgres://user@host/db), shared by every gateway serving the region; default BULWARK_META_DSN, else bbolt in the data directory")
-	blobs := fs.String("blobs", "", "where object data lives: a directory (a shared mount for several gateways) or s3://bucket/prefix?endpoint=URL&region=NAME, signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default DATA/blobs")
+	blobs := fs.String("blobs", "", "where object data lives: a directory (a shared mount for several gateways) or s3://bucket/prefix?endpoint=URL&region=NAME, signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; default SHARED/blobs")
+	shared := fs.String("shared", "", "directory every gateway of the region shares (blobs unless -blobs says otherwise, vaults, the deployment key), such as an NFS mount; default the data directory")
 	var topo *topology.Topology
 	log, creds, err := m.prepare(ctx, fs, rf, args, func() error {
 		if (*cert == "") != (*key == "") {
@@ -53,7 +54,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("region %s copies IAM from region %s, the first of %s: set BULWARK_ACCESS_KEY and BULWARK_SECRET_KEY (and BULWARK_ACCOUNT_ID) to the key every region of the deployment runs with",
 			*region, topo.Names()[0], *config)
 	}
-	dkey, err := m.deploymentKey(*rf.data)
+	keyDir := *rf.data
+	if *shared != "" {
+		keyDir = *shared
+	}
+	dkey, err := m.deploymentKey(keyDir)
 	if err != nil {
 		return err
 	}
@@ -69,7 +74,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		MetricsToken: metricsToken, MetricsPublic: *rf.metricsPublic,
 		DeploymentKey: dkey,
 		Region:        *region, DataDir: *rf.data, Listen: *listen, TLSCert: *cert, TLSKey: *key,
-		MetaDSN: *metaDSN, BlobURL: *blobs,
+		MetaDSN: *metaDSN, BlobURL: *blobs, SharedDir: *shared,
 		Keys: keys, BootstrapKeys: bootstrap, Logger: log, UploadExpiry: *rf.uploadExpiry, Replication: rf.replication(), Clients: rf.clients(), Disk: *rf.disk, Topology: topo,
 	}
 	if err := rf.configure(&cfg); err != nil {

@@ -197,7 +197,7 @@ func (s *Store) placeVersion(tx meta.Tx, v *Version) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.id = s.ids.next(s.now())
+	v.id = s.ids.nextFor(tx, v.Bucket, v.Key, s.now())
 	v.LastModified = v.id.time().UTC()
 	v.Null = b.Versioning != VersioningEnabled
 	v.BucketVersioned = b.Versioning != ""
@@ -459,7 +459,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key, vid string) (*Del
 		}
 		switch b.Versioning {
 		case VersioningEnabled, VersioningSuspended:
-			dm := &Version{Bucket: bucket, Key: key, DeleteMarker: true, id: s.ids.next(s.now())}
+			dm := &Version{Bucket: bucket, Key: key, DeleteMarker: true, id: s.ids.nextFor(tx, bucket, key, s.now())}
 			dm.LastModified = dm.id.time().UTC()
 			dm.VersionID = dm.id.String()
 			if b.Versioning == VersioningSuspended {

@@ -253,3 +253,34 @@ func TestBucketRules(t *testing.T) {
 		t.Fatalf("delete non-empty: %v", err)
 	}
 }
+
+// TestVersionIDsOrderedAcrossGateways writes one key through two stores
+// over one metadata store, as two gateways of a region do, the second
+// with a clock a second behind: each write is still the key's newest
+// version, with an ID above the one before.
+func TestVersionIDsOrderedAcrossGateways(t *testing.T) {
+	ctx := context.Background()
+	a, b := newStore(t)
+	behind := New(Config{Region: "us-west-2", Meta: a.meta, Blobs: b, InlineLimit: 8,
+		Now: func() time.Time { return time.Now().Add(-time.Second) }})
+	_ = a.CreateBucket(ctx, "bkt", "o", "us-west-2")
+	if err := a.SetVersioning(ctx, "bkt", VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	prev := ""
+	for i := range 6 {
+		s := a
+		if i%2 == 1 {
+			s = behind
+		}
+		data := fmt.Sprintf("write %d", i)
+		v := put(t, s, "bkt", "k", data)
+		if v.VersionID <= prev {
+			t.Fatalf("write %d: version %s not above %s", i, v.VersionID, prev)
+		}
+		prev = v.VersionID
+		if got, err := read(t, a, "bkt", "k", ""); err != nil || got != data {
+			t.Fatalf("after write %d the key reads %q, %v", i, got, err)
+		}
+	}
+}

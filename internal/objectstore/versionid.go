@@ -8,6 +8,8 @@ import (
 	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/bulwark/bulwark/internal/meta"
 )
 
 // A version ID is 16 bytes: microseconds since the Unix epoch (8), a tag of
@@ -82,6 +84,27 @@ func (g *idGen) next(now time.Time) versionID {
 	binary.BigEndian.PutUint16(v[10:12], count)
 	_, _ = rand.Read(v[12:])
 	return v
+}
+
+// nextFor returns a new version ID for a key, above the newest version the
+// key has in tx. Within a process the IDs increase anyway; the region's
+// other gateways make IDs with their own clocks, and one that runs a few
+// milliseconds behind must still place a later write above an earlier one.
+// Reading the newest version also makes two concurrent writes of the key
+// conflict, so they commit in the order of their IDs.
+func (g *idGen) nextFor(tx meta.Tx, bucket, key string, now time.Time) versionID {
+	p := keyPrefix(bucket, key)
+	k, _ := tx.Iter(spaceVersions).Seek(p)
+	if k != nil && hasPrefix(k, p) && len(k) == len(p)+16 {
+		var top versionID
+		for i, c := range k[len(p):] {
+			top[i] = ^c
+		}
+		if t := top.time(); !now.After(t) {
+			now = t.Add(time.Microsecond)
+		}
+	}
+	return g.next(now)
 }
 
 // newBlobID names a blob. It is random rather than derived from the version

@@ -183,18 +183,47 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Close stops the engine; what is queued stays queued for the next Start.
+// It forgets what it held in memory (the lanes' windows, the sums of
+// pending and failed work), which the next Start, here or in another
+// gateway of the region, reads again from the store.
 func (e *Engine) Close() {
-	if e.cancel == nil {
+	e.mu.Lock()
+	cancel := e.cancel
+	e.mu.Unlock()
+	if cancel == nil {
 		return
 	}
-	e.cancel()
+	cancel()
 	e.mu.Lock()
 	for _, l := range e.lanes {
 		l.close()
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.qmu.Lock()
+	e.mu.Lock()
+	e.runCtx, e.cancel = nil, nil
+	e.lanes, e.jobs = map[string]*lane{}, map[string]*jobRun{}
+	e.failures, e.stats = map[series]*seriesFailures{}, map[series]*seriesStat{}
+	e.trimmedTo = 0
+	e.metrics.pendingOps.Reset()
+	e.metrics.pendingBytes.Reset()
+	e.metrics.failedOps.Reset()
+	e.mu.Unlock()
+	e.qmu.Unlock()
 }
+
+// Wake asks the dispatcher to read the change feed now: another gateway
+// of the region committed changes.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errCursorMoved fails a dispatch whose cursor another dispatcher moved.
+var errCursorMoved = errors.New("replication cursor moved by another dispatcher")
 
 // dispatch follows the change feed from the durable cursor, woken by the
 // store's commits.
@@ -209,6 +238,15 @@ func (e *Engine) dispatch(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		n, next, err := e.dispatchBatch(ctx, cursor)
+		if errors.Is(err, errCursorMoved) {
+			// Another gateway dispatched (its lease and ours overlapped):
+			// what it queued is not queued twice; go on from there.
+			e.log.Warn("replication cursor moved by another gateway; reading it again", "cursor", cursor)
+			if err = e.meta.View(ctx, func(tx meta.Tx) error { next = getCursor(tx); return nil }); err == nil {
+				cursor = next
+				e.cursor.Store(cursor)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -273,6 +311,11 @@ func (e *Engine) dispatchBatch(ctx context.Context, cursor uint64) (int, uint64,
 			if err := clearPendingTx(tx, v); err != nil {
 				return err
 			}
+		}
+		// The cursor moves from where this dispatcher read it, or not at
+		// all: two dispatchers never queue the same changes.
+		if getCursor(tx) != cursor {
+			return errCursorMoved
 		}
 		return tx.Put(spaceState, cursorKey, binary.BigEndian.AppendUint64(nil, last))
 	}); err != nil {

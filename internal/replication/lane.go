@@ -101,8 +101,11 @@ func (e *Engine) limiter(dest string) *rate.Limiter {
 }
 
 // enqueueLocked counts a task queued durably and offers it to its lane;
-// e.qmu and e.mu are held, and tasks come in ID order.
-func (e *Engine) enqueueLocked(ctx context.Context, t *Task) {
+// e.qmu and e.mu are held, and tasks come in ID order. An engine not
+// running (stopped, or in a gateway that does not hold the replication
+// lease) leaves the task in the store for the next Start.
+func (e *Engine) enqueueLocked(_ context.Context, t *Task) {
+	ctx := e.runCtx
 	if ctx == nil || ctx.Err() != nil {
 		return
 	}

@@ -212,7 +212,7 @@ func (e *Engine) resumeJobs(ctx context.Context) error {
 func (e *Engine) runJob(j *Job) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.runCtx == nil {
+	if _, ok := e.jobs[j.ID]; e.runCtx == nil || ok {
 		return
 	}
 	// The job stops with the engine and resumes at the next Start.

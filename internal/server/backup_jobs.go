@@ -12,7 +12,7 @@ import (
 )
 
 // openBackupJobs starts the region's backup job service, whose vault
-// repositories live under DataDir/vaults, encrypted with the deployment
+// repositories live under SharedDir/vaults, encrypted with the deployment
 // key. It backs up the region's buckets, the databases and directories
 // registered with it (Resources), and the configuration's other resource
 // types.
@@ -23,7 +23,7 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 	}
 	if key == nil {
 		var err error
-		if key, err = iam.LoadDeploymentKey(filepath.Join(r.cfg.DataDir, "deployment.key"), ""); err != nil {
+		if key, err = iam.LoadDeploymentKey(filepath.Join(r.cfg.SharedDir, "deployment.key"), ""); err != nil {
 			return err
 		}
 	}
@@ -55,11 +55,12 @@ func (r *Region) openBackupJobs(ctx context.Context) error {
 		return err
 	}
 	svc, err := backup.NewService(ctx, backup.ServiceConfig{
-		Catalog: r.Backup, Providers: providers, Dir: filepath.Join(r.cfg.DataDir, "vaults"), Secret: key, Logger: r.log,
+		Catalog: r.Backup, Providers: providers, Dir: filepath.Join(r.cfg.SharedDir, "vaults"), Secret: key, Logger: r.log,
 		Registerer: r.Registry,
 		Remote:     remoteCopies{r}, RemoteRegions: r.otherRegions(),
-		Space: r.Disk,
-		Admin: func() string { return r.admin },
+		Space:   r.Disk,
+		Admin:   func() string { return r.admin },
+		Gateway: r.gatewayOf(),
 	})
 	if err != nil {
 		return err

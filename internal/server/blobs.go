@@ -11,20 +11,21 @@ import (
 	blobs3 "github.com/bulwark/bulwark/internal/blob/s3"
 )
 
-// openBlobs opens the region's blob store: Config.BlobURL, else the
-// directory blobs under the data directory. private says that no other
-// process writes to the store, which is so only of the default: a
-// directory or bucket named by BlobURL may be shared by several gateways.
-func openBlobs(ctx context.Context, cfg Config) (s blob.Store, private bool, err error) {
+// openBlobStore opens the region's blob store: Config.BlobURL, else the
+// directory blobs under the shared directory. private says that no other
+// process writes to the store: so of the default when the region is one
+// process, never of a directory or bucket named by BlobURL, which several
+// gateways may share.
+func openBlobStore(ctx context.Context, cfg Config, oneProcess bool) (s blob.Store, private bool, err error) {
 	switch loc := cfg.BlobURL; {
 	case loc == "":
-		// The region's own directory: what a crash left half written is
-		// garbage now, as nothing else writes there.
-		fs, err := blobfs.Open(filepath.Join(cfg.DataDir, "blobs"))
-		if err == nil {
+		fs, err := blobfs.Open(filepath.Join(cfg.SharedDir, "blobs"))
+		if err == nil && oneProcess {
+			// What a crash left half written is garbage now, as nothing
+			// else writes there.
 			err = fs.RemoveTemps(0)
 		}
-		return fs, true, err
+		return fs, oneProcess, err
 	case strings.HasPrefix(loc, "s3://"):
 		c, err := blobs3.ParseURL(loc)
 		if err != nil {

@@ -12,10 +12,16 @@ import (
 )
 
 // metaStore is the region's metadata store, with the commit counters its
-// metrics read.
+// metrics read. It is the only place that names the engines: the rest of
+// the wiring sees this interface.
 type metaStore interface {
 	meta.Store
-	Stats() bolt.Stats
+	// commitStats returns the durable commits and the transactions they
+	// carried.
+	commitStats() (commits, transactions uint64)
+	// shared says whether other processes may use the store at once
+	// (several gateways serving the region).
+	shared() bool
 }
 
 // openMeta opens the region's metadata store: the PostgreSQL database
@@ -35,14 +41,25 @@ func openMeta(ctx context.Context, cfg Config, disk *headroom.Guard) (metaStore,
 		return nil, err
 	}
 	disk.KeepAhead(s)
-	return s, nil
+	return boltMeta{s}, nil
 }
 
-// pgMeta reports PostgreSQL's counters as bbolt's: every Update is a
-// commit of its own (PostgreSQL groups WAL flushes itself).
+// boltMeta is bbolt, which one process opens at a time (a file lock).
+type boltMeta struct{ *bolt.Store }
+
+func (m boltMeta) commitStats() (uint64, uint64) {
+	st := m.Store.Stats()
+	return st.Commits, st.Transactions
+}
+
+func (boltMeta) shared() bool { return false }
+
+// pgMeta is PostgreSQL: every gateway of the region opens it.
 type pgMeta struct{ *pg.Store }
 
-func (m pgMeta) Stats() bolt.Stats {
+func (m pgMeta) commitStats() (uint64, uint64) {
 	st := m.Store.Stats()
-	return bolt.Stats{Commits: st.Commits, Transactions: st.Transactions}
+	return st.Commits, st.Transactions
 }
+
+func (pgMeta) shared() bool { return true }

@@ -30,6 +30,8 @@ import (
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iamapi"
+	"github.com/bulwark/bulwark/internal/lease"
+	"github.com/bulwark/bulwark/internal/meta"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/s3api"
@@ -49,16 +51,8 @@ type Config struct {
 	// Domains for virtual-hosted-style requests; default "localhost".
 	Domains []string
 	Logger  *slog.Logger
-	// BlobURL is where object data lives: a directory, or
-	// s3://bucket/prefix?endpoint=URL&region=NAME with credentials from
-	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Several gateways over
-	// one metadata store may share it; regions with metadata of their own
-	// must not (each would sweep the other's blobs). Empty means
-	// DataDir/blobs.
-	BlobURL string
 	// SweepInterval and SweepGrace drive the orphan blob sweeper; a blob
-	// younger than the grace period may belong to an upload in progress,
-	// in this process or, over a shared BlobURL, in another.
+	// younger than the grace period may belong to an upload in progress.
 	SweepInterval, SweepGrace time.Duration
 	// UploadExpiry is the age at which an unfinished multipart upload is
 	// aborted and its parts reclaimed; default 7 days.
@@ -69,6 +63,22 @@ type Config struct {
 	// metadata (a postgres:// URL), shared by every gateway serving the
 	// region; empty keeps it in DataDir (bbolt).
 	MetaDSN string
+	// SharedDir is the directory every gateway of the region shares: blobs,
+	// vault repositories and the deployment key (default DataDir, for a
+	// region served by one process). DataDir keeps what is the process's
+	// own: scratch space, the disk guard's ballast, the scrubber's state.
+	SharedDir string
+	// BlobURL is where object data lives: a directory, or
+	// s3://bucket/prefix?endpoint=URL&region=NAME with credentials from
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Several gateways over
+	// one metadata store may share it; regions with metadata of their own
+	// must not (each would sweep the other's blobs). Empty means
+	// SharedDir/blobs.
+	BlobURL string
+	// LeaseTTL is how long background work waits for a gateway that
+	// stopped renewing its lease before another takes it over
+	// (lease.DefaultTTL when 0).
+	LeaseTTL time.Duration
 	// Topology names every region of the deployment, this one included;
 	// nil runs the region alone.
 	Topology *topology.Topology
@@ -192,21 +202,131 @@ type Region struct {
 	ln          net.Listener
 	url         string
 
+	// multi is set when other processes may serve the region too (its
+	// metadata in PostgreSQL, or a shared directory): see gateway.go.
+	multi         bool
+	leases        *lease.Leases
+	presence      *lease.Work   // this gateway's presence
+	works         []*lease.Work // background work, each under its lease
+	schedulerWork *lease.Work
+	notes         notifier
+	feed          *feedNotice
+	gwCancel      context.CancelFunc
+	gwWG          sync.WaitGroup
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// Open opens the region's stores and sweeps blobs a previous crash left
-// unreferenced. It does not serve yet.
-func Open(ctx context.Context, cfg Config) (*Region, error) {
+// Open opens the region's stores and, when it is the only process using
+// them, sweeps blobs a previous crash left unreferenced. It does not serve
+// yet. Whatever it opened is closed again when it fails.
+func Open(ctx context.Context, cfg Config) (_ *Region, err error) {
 	if cfg.Region == "" || cfg.DataDir == "" {
 		return nil, errors.New("open region: region and data directory are required")
 	}
+	cfg = withDefaults(cfg)
+	if _, err := auditPolicy(cfg); err != nil {
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	}
+	log := cfg.Logger.With("region", cfg.Region)
+	for _, dir := range []string{cfg.DataDir, cfg.SharedDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+		}
+	}
+	var undo cleanups
+	defer func() {
+		if err != nil {
+			undo.run(log)
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	// First of all: on a full disk, the guard releases the ballast before
+	// anything else opens.
+	gcfg := cfg.Disk.guard(cfg.Region, cfg.DataDir)
+	gcfg.Logger, gcfg.Registerer = log, reg
+	disk, err := headroom.Open(gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	}
+	bm, err := openMeta(ctx, cfg, disk)
+	if err != nil {
+		return nil, err
+	}
+	undo.push("metadata store", bm.Close)
+	r := &Region{cfg: cfg, log: log, meta: bm, multi: bm.shared() || cfg.SharedDir != cfg.DataDir, Disk: disk, Registry: reg,
+		roots: iam.NewKeyring(cfg.Keys...)}
+	r.leases = r.newLeases()
+	r.notes = newNotifier(bm, r)
+	r.feed = &feedNotice{n: r.notes, kick: make(chan struct{}, 1)}
+	// Every package writes metadata and blobs through these, so a write
+	// that runs out of space says so, whichever package made it; every
+	// commit tells the region's other gateways to read the change feed.
+	var m meta.Store = spaceMeta{Store: bm, g: disk}
+	if r.multi {
+		m = commitNotifier{Store: m, kick: r.feed.kick}
+	}
+	rawBlobs, private, err := openBlobStore(ctx, cfg, !r.multi)
+	if err != nil {
+		return nil, err
+	}
+	store := objectstore.New(objectstore.Config{
+		Region: cfg.Region, Meta: m, Blobs: spaceBlobs{Store: rawBlobs, g: disk}, Logger: log, InlineLimit: cfg.InlineLimit,
+		ReplicationSelects: replication.Selects, Space: disk,
+	})
+	r.Store = store
+	if !r.multi {
+		// The only process: nothing is being written yet, so every
+		// unreferenced blob of a store it owns alone is an orphan; one it
+		// may share keeps the grace. With several gateways, another may be
+		// writing one now, and the leased sweeper keeps the grace.
+		grace := cfg.SweepGrace
+		if private {
+			grace = 0
+		}
+		if n, err := store.SweepOrphans(ctx, grace); err != nil {
+			return nil, err
+		} else if n > 0 {
+			log.Info("removed orphan blobs left by an interrupted run", "count", n)
+		}
+	}
+	r.registerMetrics()
+	if err := r.openServices(ctx, m); err != nil {
+		return nil, err
+	}
+	undo.push("backup jobs", func() error { return r.Jobs.Close(context.Background()) })
+	if err := r.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	// The accounts of the configured root keys exist, each with the
+	// replication role the design article's configuration names.
+	for _, k := range slices.Concat(cfg.Keys, cfg.BootstrapKeys) {
+		if k.Principal.Root() {
+			err := r.IAM.EnsureAccount(ctx, k.Principal.AccountID, "")
+			if err == nil {
+				err = r.IAM.EnsureReplicationRole(ctx, k.Principal.AccountID)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.Replication = r.newReplication(m)
+	r.Scrub = r.newScrubber()
+	return r, nil
+}
+
+// withDefaults fills in the configuration's defaults.
+func withDefaults(cfg Config) Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(cfg.Domains) == 0 {
 		cfg.Domains = []string{"localhost"}
+	}
+	if cfg.SharedDir == "" {
+		cfg.SharedDir = cfg.DataDir
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = time.Hour
@@ -223,51 +343,15 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	case cfg.ScrubInterval < 0:
 		cfg.ScrubInterval = 0
 	}
-	if _, err := auditPolicy(cfg); err != nil {
-		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+	if cfg.Topology == nil {
+		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
 	}
-	log := cfg.Logger.With("region", cfg.Region)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
-	}
-	reg := prometheus.NewRegistry()
-	// First of all: on a full disk, the guard releases the ballast before
-	// anything else opens.
-	gcfg := cfg.Disk.guard(cfg.Region, cfg.DataDir)
-	gcfg.Logger, gcfg.Registerer = log, reg
-	disk, err := headroom.Open(gcfg)
-	if err != nil {
-		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
-	}
-	bm, err := openMeta(ctx, cfg, disk)
-	if err != nil {
-		return nil, err
-	}
-	// Every package writes metadata and blobs through these, so a write
-	// that runs out of space says so, whichever package made it.
-	m := spaceMeta{Store: bm, g: disk}
-	rawBlobs, private, err := openBlobs(ctx, cfg)
-	if err != nil {
-		bm.Close()
-		return nil, err
-	}
-	blobs := spaceBlobs{Store: rawBlobs, g: disk}
-	store := objectstore.New(objectstore.Config{
-		Region: cfg.Region, Meta: m, Blobs: blobs, Logger: log, InlineLimit: cfg.InlineLimit,
-		ReplicationSelects: replication.Selects, Space: disk,
-	})
-	// Nothing is being written yet, so every unreferenced blob is an
-	// orphan; unless other processes write to the store too.
-	startGrace := time.Duration(0)
-	if !private {
-		startGrace = cfg.SweepGrace
-	}
-	if n, err := store.SweepOrphans(ctx, startGrace); err != nil {
-		bm.Close()
-		return nil, err
-	} else if n > 0 {
-		log.Info("removed orphan blobs left by an interrupted run", "count", n)
-	}
+	return cfg
+}
+
+// registerMetrics registers the region's own collectors.
+func (r *Region) registerMetrics() {
+	reg, store, bm := r.Registry, r.Store, r.meta
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bulwark_objectstore_feed_records",
@@ -283,29 +367,31 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "bulwark_meta_commits_total",
 			Help: "Durable metadata commits (each one fsync group).",
-		}, func() float64 { return float64(bm.Stats().Commits) }),
+		}, func() float64 { c, _ := bm.commitStats(); return float64(c) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "bulwark_meta_transactions_total",
 			Help: "Metadata transactions committed; divided by commits, the group commit factor.",
-		}, func() float64 { return float64(bm.Stats().Transactions) }),
+		}, func() float64 { _, t := bm.commitStats(); return float64(t) }),
 	)
-	if cfg.Topology == nil {
-		cfg.Topology, _ = topology.New(topology.Region{Name: cfg.Region})
-	}
-	r := &Region{cfg: cfg, log: log, meta: bm, Store: store, Disk: disk, Registry: reg, roots: iam.NewKeyring(cfg.Keys...)}
+}
+
+// openServices opens IAM, the backup catalog and job service and Backup
+// Audit Manager over the metadata store.
+func (r *Region) openServices(ctx context.Context, m meta.Store) error {
+	cfg := r.cfg
 	r.IAM = cfg.IAM
 	if r.IAM == nil {
 		key := cfg.DeploymentKey
 		if key == nil {
-			if key, err = iam.LoadDeploymentKey(filepath.Join(cfg.DataDir, "deployment.key"), ""); err != nil {
-				bm.Close()
-				return nil, err
+			var err error
+			if key, err = iam.LoadDeploymentKey(filepath.Join(cfg.SharedDir, "deployment.key"), ""); err != nil {
+				return err
 			}
 		}
 		r.vaultKey = key
+		var err error
 		if r.IAM, err = iam.NewStore(m, key, r.roots, nil); err != nil {
-			bm.Close()
-			return nil, err
+			return err
 		}
 	}
 	r.keys = r.IAM
@@ -316,30 +402,18 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 	r.authz = &iam.Evaluator{Store: r.IAM}
 	r.Backup = backup.NewCatalog(m, cfg.Region, cfg.BackupClock)
 	if err := r.openBackupJobs(ctx); err != nil {
-		bm.Close()
-		return nil, err
+		return err
 	}
 	r.openAudit()
-	if err := r.bootstrap(ctx); err != nil {
-		bm.Close()
-		return nil, err
-	}
-	// The accounts of the configured root keys exist, each with the
-	// replication role the design article's configuration names.
-	for _, k := range slices.Concat(cfg.Keys, cfg.BootstrapKeys) {
-		if k.Principal.Root() {
-			err := r.IAM.EnsureAccount(ctx, k.Principal.AccountID, "")
-			if err == nil {
-				err = r.IAM.EnsureReplicationRole(ctx, k.Principal.AccountID)
-			}
-			if err != nil {
-				bm.Close()
-				return nil, err
-			}
-		}
-	}
-	r.Replication = replication.New(replication.EngineConfig{
-		Store: store, Meta: m, Locate: r.locateEndpoint,
+	return nil
+}
+
+// newReplication makes the region's replication engine; it runs in the
+// gateway holding the replication lease.
+func (r *Region) newReplication(m meta.Store) *replication.Engine {
+	cfg := r.cfg
+	return replication.New(replication.EngineConfig{
+		Store: r.Store, Meta: m, Locate: r.locateEndpoint,
 		AssumeRole: func(ctx context.Context, role string) (*replication.RoleCredentials, error) {
 			ss, err := r.IAM.AssumeRoleAsService(ctx, iam.ServiceS3, role, "bulwark-replication-"+cfg.Region)
 			if err != nil {
@@ -356,10 +430,29 @@ func Open(ctx context.Context, cfg Config) (*Region, error) {
 		HTTPClient: &http.Client{Transport: topology.NewTransport(r.peerTLS())},
 		Workers:    cfg.Replication.Workers, Bandwidth: cfg.Replication.Bandwidth,
 		RetryMax: cfg.Replication.RetryMax, FailedRetry: cfg.Replication.FailedRetry,
-		Registry: reg, Logger: log,
+		Registry: r.Registry, Logger: r.log,
 	})
-	r.Scrub = r.newScrubber()
-	return r, nil
+}
+
+// cleanups undoes, last first, what a failing Open had opened.
+type cleanups []struct {
+	what string
+	fn   func() error
+}
+
+func (c *cleanups) push(what string, fn func() error) {
+	*c = append(*c, struct {
+		what string
+		fn   func() error
+	}{what, fn})
+}
+
+func (c cleanups) run(log *slog.Logger) {
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i].fn(); err != nil {
+			log.Warn("close after a failed open", "what", c[i].what, "err", err)
+		}
+	}
 }
 
 // verifier checks signatures made with the deployment's keys. Bucket names
@@ -393,7 +486,7 @@ func (r *Region) Handler() http.Handler {
 		// Replication destinations may live in any region.
 		LookupBucket: r.lookupBucket,
 	})
-	admin := r.adminHandler()
+	admin := r.replicationHolderFirst(r.adminHandler())
 	// IAM and STS are global services: any region's endpoint answers them,
 	// signed for us-east-1 (where the aws CLI signs global services) or any
 	// region of the deployment.
@@ -501,6 +594,13 @@ func (r *Region) Start() error {
 	limits.Configure(r.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.startBackupScheduler(ctx)
+	if err := r.startGateway(); err != nil {
+		cancel()
+		r.wg.Wait()
+		ln.Close()
+		return err
+	}
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
@@ -508,26 +608,9 @@ func (r *Region) Start() error {
 			r.log.Error("serve", "err", err)
 		}
 	}()
-	go func() {
-		defer r.wg.Done()
-		r.Store.RunSweeper(ctx, r.cfg.SweepInterval, r.cfg.SweepGrace, r.cfg.UploadExpiry)
-	}()
-	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.Disk.Run(ctx) }()
-	if r.iamCopy != nil {
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.iamCopy.run(ctx) }()
-	}
-	r.startBackupScheduler(ctx)
 	r.Scrub.Open()
-	if err := r.Replication.Start(ctx); err != nil {
-		r.Scrub.Close()
-		cancel()
-		r.srv.Close()
-		r.wg.Wait()
-		return err
-	}
-	r.log.Info("serving", "url", r.url)
+	r.log.Info("serving", "url", r.url, "gateway", r.leases.Holder())
 	return nil
 }
 
@@ -560,6 +643,9 @@ func (r *Region) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("shutdown: %w", err))
 			r.srv.Close()
 		}
+	}
+	if err := r.closeGateway(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if r.cancel != nil {
 		r.cancel()
