@@ -91,7 +91,7 @@ func Copy(ctx context.Context, dst, src Dumper, o CopyOptions) (CopyStats, error
 		return st, fmt.Errorf("copy metadata: list the source's keyspaces: %w", err)
 	}
 	for _, space := range spaces {
-		if space < rec.Space {
+		if space == MigrationSpace || space < rec.Space {
 			continue // copied by the run that was interrupted
 		}
 		var after []byte
@@ -129,6 +129,7 @@ func startMigration(ctx context.Context, dst Dumper, o CopyOptions) (*migration,
 	if err != nil {
 		return nil, fmt.Errorf("copy metadata: list the target's keyspaces: %w", err)
 	}
+	spaces = slices.DeleteFunc(spaces, func(s string) bool { return s == MigrationSpace })
 	if len(spaces) > 0 && !o.Force {
 		shown := spaces[:min(len(spaces), 5)]
 		return nil, fmt.Errorf("%w: it holds the keyspaces %s", ErrNotEmpty, strings.Join(shown, ", "))
@@ -249,6 +250,53 @@ func Migrating(ctx context.Context, s Store) (string, error) {
 	return rec.Source, nil
 }
 
+var movedKey = []byte("moved")
+
+// moved is the record MarkMoved leaves in a store whose keys were copied
+// to another, which the region now uses.
+type moved struct {
+	To string    `json:"to"`
+	At time.Time `json:"at"`
+}
+
+// MarkMoved records in s, the source of a finished copy, that the region's
+// metadata now lives in to: a region refuses to start on s (Moved), whose
+// keys stop at the time of the copy. Copy and Compare ignore the record.
+func MarkMoved(ctx context.Context, s Store, to string) error {
+	raw, err := json.Marshal(moved{To: to, At: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if err := s.Update(ctx, func(tx Tx) error { return tx.Put(MigrationSpace, movedKey, raw) }); err != nil {
+		return fmt.Errorf("mark the metadata moved: %w", err)
+	}
+	return nil
+}
+
+// Moved returns where MarkMoved said s's keys went, "" when it did not.
+func Moved(ctx context.Context, s Store) (to string, at time.Time, err error) {
+	var m moved
+	err = s.View(ctx, func(tx Tx) error {
+		if raw := tx.Get(MigrationSpace, movedKey); raw != nil {
+			return json.Unmarshal(raw, &m)
+		}
+		return tx.Err()
+	})
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("read the migration record: %w", err)
+	}
+	return m.To, m.At, nil
+}
+
+// Unmark removes MarkMoved's record, so that a region may start on s
+// again: going back to the store a region was moved from.
+func Unmark(ctx context.Context, s Store) error {
+	if err := s.Update(ctx, func(tx Tx) error { return tx.Delete(MigrationSpace, movedKey) }); err != nil {
+		return fmt.Errorf("unmark the metadata: %w", err)
+	}
+	return nil
+}
+
 // SpaceDiff counts what Compare found in one keyspace.
 type SpaceDiff struct {
 	Space                  string
@@ -277,6 +325,8 @@ type Difference struct {
 // sequences, calling report for each difference. It reads one keyspace at
 // a time in one snapshot of each store, through iterators, so it takes
 // the memory of an iterator's page whatever the size of the stores.
+// MigrationSpace, the copy's own records, is not compared: Migrating says
+// whether dst is an unfinished copy.
 func Compare(ctx context.Context, src, dst Dumper, report func(Difference)) ([]SpaceDiff, error) {
 	a, err := src.Spaces(ctx)
 	if err != nil {
@@ -287,6 +337,7 @@ func Compare(ctx context.Context, src, dst Dumper, report func(Difference)) ([]S
 		return nil, fmt.Errorf("compare metadata: list the target's keyspaces: %w", err)
 	}
 	spaces := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), b...))))
+	spaces = slices.DeleteFunc(spaces, func(s string) bool { return s == MigrationSpace })
 	out := make([]SpaceDiff, 0, len(spaces))
 	for _, space := range spaces {
 		d, err := compareSpace(ctx, src, dst, space, report)
