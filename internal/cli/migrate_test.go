@@ -28,13 +28,13 @@ const migrateRole = "arn:aws:iam::" + servertest.AccountID + ":role/service-role
 
 // migrated is what the region held on bbolt, to find on PostgreSQL.
 type migrated struct {
-	latest   map[string]string // key → body of the current version
-	versions int               // versions and delete markers of src
+	latest               map[string]string // key → body of the current version
+	versions             int               // versions and delete markers of src
 	multiETag, multiBody string
-	upload   string // a multipart upload left open
-	alice    *iam.AccessKey
-	point    string // recovery point ARN
-	planID   string
+	upload               string // a multipart upload left open
+	alice                *iam.AccessKey
+	point                string // recovery point ARN
+	planID               string
 }
 
 // TestMigrateRegionToPostgres runs a region on bbolt with buckets,
