@@ -48,6 +48,7 @@ Commands:
   scrub    check a region's stored data and repair what rotted (the admin only)
   resource register databases and directories for backup, list and remove them
   audit    is each resource protected against region outage, deletion, corruption, credential loss?
+  migrate  move a stopped region's metadata from bbolt to PostgreSQL, or compare the two (-verify)
   version  print the version
 
 Run "bulwark <command> -h" for a command's flags.
@@ -85,6 +86,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.resource(ctx, args[1:])
 	case "audit":
 		err = m.audit(ctx, args[1:])
+	case "migrate":
+		err = m.migrate(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "bulwark", Version)
 	case "help", "-h", "--help":

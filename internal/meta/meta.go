@@ -67,6 +67,11 @@ var ErrClosed = errors.New("meta: store closed")
 // ErrReadOnly is returned when a write is attempted in a View transaction.
 var ErrReadOnly = errors.New("meta: read-only transaction")
 
+// ErrUnavailable is wrapped by the error of a View or Update that could not
+// reach the store (a database that is down, restarting or cut off): nothing
+// of the transaction was kept, and the same call may succeed later.
+var ErrUnavailable = errors.New("meta: store unavailable")
+
 // ErrUnknownOutcome is wrapped by the error of an Update whose commit was
 // sent but whose result never came back: the writes may or may not be
 // durable.

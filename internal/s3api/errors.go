@@ -14,6 +14,7 @@ import (
 	"github.com/bulwark/bulwark/internal/httplimit"
 	"github.com/bulwark/bulwark/internal/iam"
 	"github.com/bulwark/bulwark/internal/iam/policy"
+	"github.com/bulwark/bulwark/internal/meta"
 	"github.com/bulwark/bulwark/internal/objectstore"
 	"github.com/bulwark/bulwark/internal/replication"
 	"github.com/bulwark/bulwark/internal/sigv4"
@@ -80,6 +81,8 @@ var (
 	errRequestTimeout       = apiErr("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
 	errInternal             = apiErr("InternalError", 500, "We encountered an internal error. Please try again.")
 	errServiceUnavailable   = apiErr("ServiceUnavailable", 503, "Please reduce your request rate.")
+	errMetaUnavailable      = apiErr("ServiceUnavailable", 503, "The region's metadata store cannot be reached; the request was not carried out. Retry it later.")
+	errMetaUnknownOutcome   = apiErr("ServiceUnavailable", 503, "The region's metadata store went away while the request was being committed: it may or may not have been carried out.")
 	errACLNotSupported      = apiErr("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
 	errMalformedPolicy      = apiErr("MalformedPolicy", 400, "This policy contains invalid Json")
 )
@@ -217,6 +220,12 @@ var errorTable = []struct {
 	{objectstore.ErrWrongRegion, apiErr("IllegalLocationConstraintException", 400, ""), true},
 	{objectstore.ErrReplicaNotVersioned, apiErr("InvalidBucketState", 409, "Destination bucket must have versioning enabled."), false},
 	{topology.ErrRegionUnreachable, apiErr("ServiceUnavailable", 503, ""), true},
+	// The metadata store (PostgreSQL) down, restarting or cut off: the
+	// same request succeeds once it is back, as SDKs know to retry. A
+	// commit whose answer was lost is the one case that may have been
+	// carried out. The cause goes to the log, not to the client.
+	{meta.ErrUnknownOutcome, errMetaUnknownOutcome, false},
+	{meta.ErrUnavailable, errMetaUnavailable, false},
 	{checksum.ErrBadDigest, errBadDigest, false},
 	{checksum.ErrInvalidDigest, errInvalidDigest, false},
 	{checksum.ErrChecksumMismatch, apiErr("BadDigest", 400, ""), true},
@@ -300,6 +309,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, rq *request
 		h.log.Debug("request refused", "request_id", rq.id, "op", rq.op, "code", e.Code, "err", err)
 	case e.Code == "ServiceUnavailable" && headroom.NoSpace(err):
 		h.log.Warn("request ran out of disk space", "request_id", rq.id, "op", rq.op, "err", err)
+	case errors.Is(err, meta.ErrUnavailable) || errors.Is(err, meta.ErrUnknownOutcome):
+		// Every request says so while the database is away: one warning
+		// each, not an error.
+		h.log.Warn("metadata store unavailable", "request_id", rq.id, "op", rq.op, "err", err)
 	case errors.Is(err, topology.ErrRegionUnreachable):
 		// Expected while a region is down or cut off, and answered with
 		// its cause: a partition must not flood the log with errors.

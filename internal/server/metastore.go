@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/bulwark/bulwark/internal/headroom"
 	"github.com/bulwark/bulwark/internal/meta"
@@ -34,11 +35,29 @@ func openMeta(ctx context.Context, cfg Config, disk *headroom.Guard) (metaStore,
 		if err != nil {
 			return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
 		}
+		if from, err := meta.Migrating(ctx, s); err != nil || from != "" {
+			s.Close()
+			if err == nil {
+				err = fmt.Errorf("the database holds an unfinished copy of %s: run bulwark migrate again to finish it", from)
+			}
+			return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
+		}
 		return pgMeta{s}, nil
 	}
 	s, err := bolt.Open(filepath.Join(cfg.DataDir, "meta.db"))
 	if err != nil {
 		return nil, err
+	}
+	if to, at, err := meta.Moved(ctx, s); err != nil || to != "" {
+		s.Close()
+		if err == nil {
+			// Its keys stop at the copy: serving them would hide every
+			// write made since, and the orphan sweep would delete their
+			// blobs.
+			err = fmt.Errorf("its metadata was moved to %s on %s by bulwark migrate: serve it with -meta (or BULWARK_META_DSN); bulwark migrate -revert goes back to this copy",
+				to, at.Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("open region %s: %w", cfg.Region, err)
 	}
 	disk.KeepAhead(s)
 	return boltMeta{s}, nil

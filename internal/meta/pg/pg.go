@@ -53,6 +53,10 @@ const maxAttempts = 200
 // outcome, which cancelling must not create.
 const commitTimeout = time.Minute
 
+// connectTimeout bounds a connection attempt when the DSN sets no
+// connect_timeout.
+const connectTimeout = 10 * time.Second
+
 // Store is a PostgreSQL-backed meta.Store.
 type Store struct {
 	pool *pool
@@ -106,6 +110,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		if size, err = strconv.Atoi(v); err != nil || size < 1 {
 			return nil, fmt.Errorf("open metadata database: pool_max_conns %q is not a positive number", v)
 		}
+	}
+	if cfg.ConnectTimeout == 0 {
+		// A database that does not answer (a host gone, a partition) must
+		// fail a request within a bound, not after the kernel gives up.
+		cfg.ConnectTimeout = connectTimeout
 	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "bulwark"
@@ -241,10 +250,10 @@ func (t *tx) commit() (err error, reusable bool) {
 	case errors.As(err, &pgErr):
 		// The server answered with an error: a write failed, or the
 		// commit did (a serialization failure), and nothing committed.
-		return fmt.Errorf("commit: %w", err), t.rollback()
+		return fmt.Errorf("commit: %w", unavailable(err)), t.rollback()
 	case pgconn.SafeToRetry(err):
 		// Nothing was sent: the server rolls back when the connection goes.
-		return fmt.Errorf("commit: %w", err), false
+		return fmt.Errorf("commit: %w", unavailable(err)), false
 	default:
 		return fmt.Errorf("commit: %w: %w", meta.ErrUnknownOutcome, err), false
 	}

@@ -75,7 +75,10 @@ func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, p.cfg)
 	if err != nil {
 		<-p.sem
-		return nil, fmt.Errorf("connect to %s: %w", p.cfg.Host, err)
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("%w: connect to %s: %w", meta.ErrUnavailable, p.cfg.Host, err)
 	}
 	return conn, nil
 }

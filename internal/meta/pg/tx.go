@@ -57,12 +57,12 @@ type stmt struct {
 }
 
 func (t *tx) fail(err error) error {
-	if t.err == nil {
-		t.err = err
-	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		t.suspect = true
+	}
+	if t.err == nil {
+		t.err = unavailable(err)
 	}
 	return t.err
 }
@@ -216,7 +216,14 @@ func (t *tx) ensureSeq(space, seq string, lock int32) error {
 		t.s.seqs.Store(space, struct{}{})
 		return nil
 	}
-	return t.send(what, "CREATE SEQUENCE IF NOT EXISTS "+pgx.Identifier{seq}.Sanitize(), nil, drain)
+	stmts := createSeq(space, seq)
+	if err := t.send(what, stmts[0], nil, drain); err != nil {
+		return err
+	}
+	for _, q := range stmts[1:] {
+		t.pending = append(t.pending, stmt{sql: q})
+	}
+	return nil
 }
 
 // scanOne scans the single row of a query into dst.

@@ -1,6 +1,8 @@
-// Package pgtest gives tests a PostgreSQL database of their own on the
+// Package pgtest gives tests PostgreSQL: a database of their own on the
 // server BULWARK_TEST_POSTGRES names (by default the local one, user
-// postgres, trust authentication), and drops it when the test ends.
+// postgres, trust authentication), dropped when the test ends (Database),
+// or a private cluster made with initdb, which the test can stop and start
+// (StartCluster).
 //
 // Without a reachable server the tests that need one skip, with the reason;
 // with CI=true they fail instead, so CI cannot pass by skipping them.
