@@ -12,9 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	blobfs "github.com/bulwark/bulwark/internal/blob/fs"
 	"github.com/bulwark/bulwark/internal/meta"
 	"github.com/bulwark/bulwark/internal/meta/bolt"
 	"github.com/bulwark/bulwark/internal/meta/pg"
+	"github.com/bulwark/bulwark/internal/server"
 )
 
 const migrateUsage = `Usage: bulwark migrate -data DIR -region R -to postgres://user@host/db [flags]
@@ -34,6 +36,12 @@ region refuses to start on; run the same command again to continue it.
 prints the keys and sequences of each keyspace and every difference, and
 exits 1 when there is one.
 
+-shared DIR also copies what every gateway of a region shares into DIR, a
+mount they all reach: the blobs (or into -blobs LOCATION, a directory or
+s3://bucket/prefix?endpoint=URL&region=NAME), the backup vaults and the
+deployment key; start each gateway with -meta, -shared DIR (and -blobs) and
+a -data of its own. With -verify, the blobs are compared too.
+
 -to defaults to BULWARK_META_DSN, which keeps a password out of ps.
 `
 
@@ -50,6 +58,9 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	force := fs.Bool("force", false, "copy into a database that already holds keys (keys of both take meta.db's value)")
 	revert := fs.Bool("revert", false, "remove meta.db's moved mark, so that the region starts on bbolt again (the database is left as it is)")
 	batch := fs.Int("batch", 1000, "keys per transaction of the copy")
+	var sm sharedMove
+	fs.StringVar(&sm.dir, "shared", "", "also copy the blobs, vaults and deployment key into this directory every gateway shares")
+	fs.StringVar(&sm.blobs, "blobs", "", "with -shared, copy the blobs here instead: a directory or s3://bucket/prefix?endpoint=URL&region=NAME")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,10 +96,46 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer dst.Close()
-	if *verify {
-		return m.verifyMigration(ctx, dst, src)
+	if sm.blobs != "" && sm.dir == "" {
+		fmt.Fprintln(fs.Output(), "-blobs goes with -shared")
+		return errUsage
 	}
-	return m.copyMetadata(ctx, dst, src, path, *region, redactDSN(*to), *force, *batch)
+	if *verify {
+		err := m.verifyMigration(ctx, dst, src)
+		if sm.dir != "" {
+			err = errors.Join(err, m.verifyShared(ctx, filepath.Dir(path), sm))
+		}
+		return err
+	}
+	if err := m.copyMetadata(ctx, dst, src, path, *region, redactDSN(*to), *force, *batch); err != nil {
+		return err
+	}
+	if sm.dir == "" {
+		return nil
+	}
+	return m.moveShared(ctx, filepath.Dir(path), sm)
+}
+
+// verifyShared compares the region's blobs with the shared copy.
+func (m *Main) verifyShared(ctx context.Context, data string, sm sharedMove) error {
+	src, err := blobfs.Open(filepath.Join(data, "blobs"))
+	if err != nil {
+		return err
+	}
+	dst, err := server.OpenBlobLocation(ctx, sm.blobLocation())
+	if err != nil {
+		return err
+	}
+	bad, err := verifyBlobs(ctx, dst, src, func(d string) { fmt.Fprintln(m.Stdout, "DIFF", d) })
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		fmt.Fprintf(m.Stdout, "%d blobs differ at %s\n", bad, sm.blobLocation())
+		return exitCode(1)
+	}
+	fmt.Fprintf(m.Stdout, "every blob is at %s\n", sm.blobLocation())
+	return nil
 }
 
 // metaFile finds the region's bbolt file: in the data directory as serve

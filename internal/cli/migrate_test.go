@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,14 +70,15 @@ func TestMigrateRegionToPostgres(t *testing.T) {
 		code := m.Run(ctx, append([]string{"migrate", "-data", dir, "-region", "us-west-2", "-to", dsn}, args...))
 		return code, out.String() + errOut.String()
 	}
-	if code, out := run("-batch", "50"); code != 0 {
+	shared := t.TempDir()
+	if code, out := run("-batch", "50", "-shared", shared); code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", code, out)
 	} else {
 		t.Logf("migrate:\n%s", out)
 	}
-	code, out := run("-verify")
+	code, out := run("-verify", "-shared", shared)
 	t.Logf("migrate -verify:\n%s", out)
-	if code != 0 || !strings.Contains(out, "no difference") {
+	if code != 0 || !strings.Contains(out, "no difference") || !strings.Contains(out, "every blob is at") {
 		t.Fatalf("migrate -verify: exit %d", code)
 	}
 	for _, space := range []string{"buckets", "versions", "feed", "repl-failed", "uploads", "parts", "iam-users", "iam-keys", "backup-plans", "backup-points"} {
@@ -92,9 +94,16 @@ func TestMigrateRegionToPostgres(t *testing.T) {
 	}
 	plantedDifference(t, dsn, run)
 
+	// The region now reads its data from the shared directory only.
+	if err := os.Rename(filepath.Join(dir, "blobs"), filepath.Join(dir, "blobs.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "vaults"), filepath.Join(dir, "vaults.old")); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("on PostgreSQL", func(t *testing.T) {
 		r := servertest.Start(t, servertest.Options{Dir: dir, Configure: func(c *server.Config) {
-			c.MetaDSN = dsn
+			c.MetaDSN, c.SharedDir = dsn, shared
 			c.Replication = server.ReplicationConfig{RetryMax: 200 * time.Millisecond, FailedRetry: 200 * time.Millisecond}
 		}})
 		checkRegion(t, r, was)
@@ -354,9 +363,9 @@ func checkRegion(t *testing.T, r *servertest.Region, was migrated) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return j.Status == backup.RestoreCompleted || j.Status == backup.RestoreFailed, string(j.Status)
+		return j.Status == backup.RestoreCompleted || j.Status == backup.RestoreFailed, string(j.Status) + " " + j.StatusMessage
 	})
-	if state != string(backup.RestoreCompleted) {
+	if !strings.HasPrefix(state, string(backup.RestoreCompleted)) {
 		t.Fatalf("restore: %s", state)
 	}
 	for k, body := range was.latest {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync"
 
 	"github.com/bulwark/bulwark/internal/blob"
 )
@@ -18,7 +20,10 @@ type partsBody struct {
 	starts []int64 // offset of each part
 	size   int64
 	off    int64
-	open   map[int]blob.Object
+	// mu guards open: a response's body may be closed (the request
+	// cancelled) while another goroutine still reads it.
+	mu   sync.Mutex
+	open map[int]blob.Object // nil once closed
 }
 
 func newPartsBody(ctx context.Context, blobs blob.Store, parts []PartRef) *partsBody {
@@ -102,6 +107,11 @@ func (b *partsBody) partAt(off int64) int {
 }
 
 func (b *partsBody) object(i int) (blob.Object, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open == nil {
+		return nil, os.ErrClosed
+	}
 	if o, ok := b.open[i]; ok {
 		return o, nil
 	}
@@ -114,6 +124,8 @@ func (b *partsBody) object(i int) (blob.Object, error) {
 }
 
 func (b *partsBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var errs []error
 	for _, o := range b.open {
 		errs = append(errs, o.Close())

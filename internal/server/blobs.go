@@ -17,28 +17,32 @@ import (
 // process, never of a directory or bucket named by BlobURL, which several
 // gateways may share.
 func openBlobStore(ctx context.Context, cfg Config, oneProcess bool) (s blob.Store, private bool, err error) {
-	switch loc := cfg.BlobURL; {
-	case loc == "":
-		fs, err := blobfs.Open(filepath.Join(cfg.SharedDir, "blobs"))
-		if err == nil && oneProcess {
-			// What a crash left half written is garbage now, as nothing
-			// else writes there.
-			err = fs.RemoveTemps(0)
-		}
-		return fs, oneProcess, err
+	if cfg.BlobURL != "" {
+		s, err = OpenBlobLocation(ctx, cfg.BlobURL)
+		return s, false, err
+	}
+	fs, err := blobfs.Open(filepath.Join(cfg.SharedDir, "blobs"))
+	if err == nil && oneProcess {
+		// What a crash left half written is garbage now, as nothing else
+		// writes there.
+		err = fs.RemoveTemps(0)
+	}
+	return fs, oneProcess, err
+}
+
+// OpenBlobLocation opens the blob store a location names, as -blobs takes
+// it: a directory, or s3://bucket/prefix?endpoint=URL&region=NAME.
+func OpenBlobLocation(ctx context.Context, loc string) (blob.Store, error) {
+	switch {
 	case strings.HasPrefix(loc, "s3://"):
 		c, err := blobs3.ParseURL(loc)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		if s, err = blobs3.Open(ctx, c); err != nil {
-			return nil, false, err
-		}
-		return s, false, nil
+		return blobs3.Open(ctx, c)
 	case strings.Contains(loc, "://"):
-		return nil, false, fmt.Errorf("open blob store %q: a directory or s3://bucket/prefix", loc)
+		return nil, fmt.Errorf("open blob store %q: a directory or s3://bucket/prefix", loc)
 	default:
-		s, err = blobfs.Open(loc)
-		return s, false, err
+		return blobfs.Open(loc)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -119,6 +120,9 @@ func Open(ctx context.Context, dir string, secret []byte) (*Vault, error) {
 	password := derivePassword(secret)
 	chunkKey := deriveKey(secret, "bulwark backup vault chunk names v1")
 	cfg := filepath.Join(dir, configFile)
+	if err := forgetMoved(cfg, filepath.Join(dir, repoDir)); err != nil {
+		return nil, fmt.Errorf("open vault %s: %w", dir, err)
+	}
 	if _, err := os.Stat(cfg); errors.Is(err, os.ErrNotExist) {
 		if err := connect(ctx, dir, cfg, password, chunkKey); err != nil {
 			return nil, fmt.Errorf("open vault %s: %w", dir, err)
@@ -192,6 +196,37 @@ func connect(ctx context.Context, dir, cfg, password string, chunkKey []byte) er
 		return fmt.Errorf("connect: %w", kopiaErr(err))
 	}
 	return nil
+}
+
+// forgetMoved removes kopia's connection file when it names another
+// storage path than repo: the vault directory was copied or moved (to a
+// shared mount, say), and the file, which kopia writes with absolute
+// paths, would open the old place. The next open connects anew.
+func forgetMoved(cfg, repo string) error {
+	raw, err := os.ReadFile(cfg)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c struct {
+		Storage struct {
+			Config struct {
+				Path string `json:"path"`
+			} `json:"config"`
+		} `json:"storage"`
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return err
+	}
+	if json.Unmarshal(raw, &c) == nil {
+		if named, err := filepath.Abs(c.Storage.Config.Path); err == nil && named == abs {
+			return nil
+		}
+	}
+	return os.Remove(cfg)
 }
 
 func kopiaErr(err error) error {
