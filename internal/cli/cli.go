@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulwark/bulwark/internal/audit"
@@ -54,6 +55,25 @@ Commands:
 Run "bulwark <command> -h" for a command's flags.
 `
 
+// lockedWriter serializes the writes of several goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func lockWriter(w io.Writer) io.Writer {
+	if _, ok := w.(*lockedWriter); ok || w == nil {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
 // Version is set at build time with -ldflags "-X ...cli.Version=...".
 var Version = "dev"
 
@@ -62,6 +82,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	if m.Getenv == nil {
 		m.Getenv = func(string) string { return "" }
 	}
+	// The log and the command's own lines go to the same writers from
+	// several goroutines (background work logs while serve says it is
+	// shutting down): one lock per writer keeps lines whole.
+	m.Stdout, m.Stderr = lockWriter(m.Stdout), lockWriter(m.Stderr)
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return 2
