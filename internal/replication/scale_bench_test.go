@@ -33,7 +33,7 @@ var (
 	scaleVersions = flag.Int("scale.versions", 10000, "versions BenchmarkScale piles on one key")
 	scaleBacklog  = flag.Int("scale.backlog", 10000, "writes BenchmarkScale queues while the destination is down")
 	scaleMeta     = flag.String("scale.meta", "", "postgres:// URL of an empty database to keep the grown region's metadata in (default bbolt)")
-	scaleProfile  = flag.String("scale.profile", "", "directory for a heap profile at each decade of the bucket")
+	scaleProfile  = flag.String("scale.profile", "", "directory for a heap profile at each decade of the bucket, and a CPU profile of the start that follows")
 )
 
 // rssAnonMiB reads the process's anonymous resident memory (RssAnon):
@@ -295,7 +295,21 @@ func scaleBucket(b *testing.B, s *scaleRegion) {
 			writeHeapProfile(b, filepath.Join(*scaleProfile, fmt.Sprintf("heap-%d.pb.gz", done)))
 		}
 		s.close(b)
-		startup := s.open(b)
+		var startup time.Duration
+		if *scaleProfile != "" {
+			cpu, err := os.Create(filepath.Join(*scaleProfile, fmt.Sprintf("startup-%d.pb.gz", done)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(cpu); err != nil {
+				b.Fatal(err)
+			}
+			startup = s.open(b)
+			pprof.StopCPUProfile()
+			cpu.Close()
+		} else {
+			startup = s.open(b)
+		}
 		b.Logf("%9d %7.0f %7.0f %9.0f %8.0f %9.0f %4.0f MiB %8s  %s", done, put, get, list, del, perVersion, rss, startup.Round(time.Millisecond), heap)
 	}
 }
