@@ -15,21 +15,15 @@ import (
 // served, a grace of zero is safe. It returns the number of blobs deleted.
 func (s *Store) SweepOrphans(ctx context.Context, grace time.Duration) (int, error) {
 	cutoff := s.now().Add(-grace)
-	var candidates []string
-	err := s.blobs.Walk(ctx, func(in blob.Info) error {
-		if grace == 0 || in.ModTime.Before(cutoff) {
-			candidates = append(candidates, in.ID)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sweep orphans: %w", err)
-	}
-	var orphans []string
-	for len(candidates) > 0 {
-		batch := candidates[:min(len(candidates), 1000)]
-		candidates = candidates[len(batch):]
+	// Candidates are checked and their orphans deleted a batch at a time
+	// while the walk goes on, so the sweep holds sweepBatch IDs whatever
+	// the number of blobs.
+	batch := make([]string, 0, sweepBatch)
+	swept := 0
+	flush := func() error {
+		var orphans []string
 		err := s.meta.View(ctx, func(tx meta.Tx) error {
+			orphans = orphans[:0]
 			for _, id := range batch {
 				if tx.Get(spaceBlobRefs, []byte(id)) == nil {
 					orphans = append(orphans, id)
@@ -37,18 +31,39 @@ func (s *Store) SweepOrphans(ctx context.Context, grace time.Duration) (int, err
 			}
 			return nil
 		})
+		batch = batch[:0]
 		if err != nil {
-			return 0, fmt.Errorf("sweep orphans: %w", err)
+			return err
 		}
-	}
-	for _, id := range orphans {
-		if err := s.blobs.Delete(ctx, id); err != nil {
-			return 0, fmt.Errorf("sweep orphans: %w", err)
+		for _, id := range orphans {
+			if err := s.blobs.Delete(ctx, id); err != nil {
+				return err
+			}
+			s.log.Info("removed orphan blob", "blob", id)
+			swept++
 		}
-		s.log.Info("removed orphan blob", "blob", id)
+		return nil
 	}
-	return len(orphans), nil
+	err := s.blobs.Walk(ctx, func(in blob.Info) error {
+		if grace == 0 || in.ModTime.Before(cutoff) {
+			batch = append(batch, in.ID)
+		}
+		if len(batch) < sweepBatch {
+			return nil
+		}
+		return flush()
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return swept, fmt.Errorf("sweep orphans: %w", err)
+	}
+	return swept, nil
 }
+
+// sweepBatch is how many blob IDs a sweep checks in one read transaction.
+var sweepBatch = 1000
 
 // RunSweeper sweeps orphan blobs and aborts multipart uploads older than
 // uploadAge every interval until ctx ends.

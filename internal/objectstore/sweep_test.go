@@ -3,6 +3,7 @@ package objectstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -97,5 +98,60 @@ func TestSweepSharedStore(t *testing.T) {
 	}
 	if got, err := read(t, a, "shared", "k", ""); err != nil || got != data {
 		t.Fatalf("the committed object after the sweep: %d bytes, %v", len(got), err)
+	}
+}
+
+// walkCounter counts the blobs its Walk has yielded and notes how many
+// it had yielded at the first Delete.
+type walkCounter struct {
+	blob.Store
+	walked, atFirstDelete int
+}
+
+func (w *walkCounter) Walk(ctx context.Context, fn func(blob.Info) error) error {
+	return w.Store.Walk(ctx, func(in blob.Info) error {
+		w.walked++
+		return fn(in)
+	})
+}
+
+func (w *walkCounter) Delete(ctx context.Context, id string) error {
+	if w.atFirstDelete == 0 {
+		w.atFirstDelete = w.walked
+	}
+	return w.Store.Delete(ctx, id)
+}
+
+// TestSweepHoldsABatch sweeps more blobs than one batch: orphans are
+// deleted while the walk goes on, a batch behind it, so a sweep's memory
+// does not grow with the number of blobs; referenced blobs stay.
+func TestSweepHoldsABatch(t *testing.T) {
+	defer func(n int) { sweepBatch = n }(sweepBatch)
+	sweepBatch = 4
+	ctx := context.Background()
+	s, blobs := newStore(t)
+	w := &walkCounter{Store: blobs}
+	s.blobs = w
+	_ = s.CreateBucket(ctx, "bkt", "o", "us-west-2")
+	for i := range 5 {
+		put(t, s, "bkt", fmt.Sprintf("kept%d", i), "referenced data in a blob")
+	}
+	const orphans = 17
+	for i := range orphans {
+		if _, err := blobs.Create(ctx, fmt.Sprintf("ORPHAN%02d", i), strings.NewReader("left by a crash")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.SweepOrphans(ctx, 0)
+	if err != nil || n != orphans {
+		t.Fatalf("swept %d, %v; want %d", n, err, orphans)
+	}
+	if w.walked != orphans+5 || w.atFirstDelete == 0 || w.atFirstDelete > sweepBatch {
+		t.Fatalf("walked %d blobs, first delete after %d; want a delete within the first %d", w.walked, w.atFirstDelete, sweepBatch)
+	}
+	for i := range 5 {
+		if got, _ := read(t, s, "bkt", fmt.Sprintf("kept%d", i), ""); got != "referenced data in a blob" {
+			t.Fatal("sweeper removed a referenced blob")
+		}
 	}
 }
