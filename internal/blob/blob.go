@@ -89,3 +89,20 @@ func ValidateID(id string) error {
 	}
 	return nil
 }
+
+// ContextReader reads r until ctx ends, then fails with ctx's error: a
+// store's Create stops a long copy when the request that drives it goes
+// away.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

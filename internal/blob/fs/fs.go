@@ -144,7 +144,7 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	n, err := io.Copy(f, blob.ContextReader(ctx, r))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -183,18 +183,6 @@ func link(tmp, p string) error {
 	return err
 }
 
-// ctxReader stops a long copy when the request that drives it goes away.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
 
 // Open implements blob.Store.
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {

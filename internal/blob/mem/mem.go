@@ -35,7 +35,7 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 		return 0, err
 	}
 	start := time.Now()
-	data, err := io.ReadAll(ctxReader{ctx, r})
+	data, err := io.ReadAll(blob.ContextReader(ctx, r))
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -51,18 +51,6 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	return int64(len(data)), nil
 }
 
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
 
 // Open implements blob.Store.
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {

@@ -163,7 +163,7 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
-	r = ctxReader{ctx, r}
+	r = blob.ContextReader(ctx, r)
 	n, err := io.ReadFull(r, buf)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return 0, fmt.Errorf("write blob %s: %w", id, err)
@@ -352,15 +352,3 @@ func envCredentials() (ak, sk, token string) {
 	return os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
 }
 
-// ctxReader stops a long copy when the request that drives it goes away.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
