@@ -183,7 +183,6 @@ func link(tmp, p string) error {
 	return err
 }
 
-
 // Open implements blob.Store.
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {
 	if err := blob.ValidateID(id); err != nil {

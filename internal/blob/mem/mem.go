@@ -51,7 +51,6 @@ func (s *Store) Create(ctx context.Context, id string, r io.Reader) (int64, erro
 	return int64(len(data)), nil
 }
 
-
 // Open implements blob.Store.
 func (s *Store) Open(ctx context.Context, id string) (blob.Object, error) {
 	if err := blob.ValidateID(id); err != nil {

@@ -351,4 +351,3 @@ func newNonce() string {
 func envCredentials() (ak, sk, token string) {
 	return os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
 }
-
