@@ -85,7 +85,9 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	// The log and the command's own lines go to the same writers from
 	// several goroutines (background work logs while serve says it is
 	// shutting down): one lock per writer keeps lines whole.
-	m.Stdout, m.Stderr = lockWriter(m.Stdout), lockWriter(m.Stderr)
+	out, errOut := m.Stdout, m.Stderr
+	m.Stdout, m.Stderr = lockWriter(out), lockWriter(errOut)
+	defer func() { m.Stdout, m.Stderr = out, errOut }()
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return 2
