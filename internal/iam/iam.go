@@ -1,10 +1,12 @@
 // Package iam knows who a request comes from and decides what it may do.
 //
-// This first version holds root access keys of accounts and lets an
-// authenticated principal act on its own account's resources only. Every S3
-// request already passes through Authorize with its principal, action
-// (s3:PutObject, ...), resource ARN and the resource's owning account, so
-// identity and bucket policies slot in behind the same call.
+// It holds accounts, their root keys, IAM users, roles, policies and
+// STS sessions (secrets sealed under the deployment key), and evaluates a
+// request as AWS does: every request passes through Authorize with its
+// principal, action (s3:PutObject, ...), resource ARN and the resource's
+// owning account, and identity policies, resource (bucket, vault) policies
+// and session policies are weighed there (package policy holds the
+// language). docs/design/iam.md says where it departs from AWS.
 package iam
 
 import (
