@@ -56,20 +56,7 @@ func (e *Engine) indexQueue(ctx context.Context) error {
 func (e *Engine) eachStored(ctx context.Context, space string, fn func([]*Task) error) error {
 	var from uint64
 	for {
-		var page []*Task
-		err := e.meta.View(ctx, func(tx meta.Tx) error {
-			page = page[:0]
-			it := tx.Iter(space)
-			for k, v := it.Seek(idKey(from + 1)); k != nil && len(page) < indexPage; k, v = it.Next() {
-				t, err := decodeTask(k, v)
-				if err != nil {
-					return err
-				}
-				t.ID = idOf(k)
-				page = append(page, t)
-			}
-			return nil
-		})
+		page, err := e.taskPage(ctx, space, from, indexPage)
 		if err != nil || len(page) == 0 {
 			return err
 		}
@@ -81,6 +68,26 @@ func (e *Engine) eachStored(ctx context.Context, space string, fn func([]*Task) 
 		}
 		from = page[len(page)-1].ID
 	}
+}
+
+// taskPage reads up to n tasks of space with IDs above after, in ID
+// order, in one read transaction.
+func (e *Engine) taskPage(ctx context.Context, space string, after uint64, n int) ([]*Task, error) {
+	var page []*Task
+	err := e.meta.View(ctx, func(tx meta.Tx) error {
+		page = page[:0]
+		it := tx.Iter(space)
+		for k, v := it.Seek(idKey(after + 1)); k != nil && len(page) < n; k, v = it.Next() {
+			t, err := decodeTask(k, v)
+			if err != nil {
+				return err
+			}
+			t.ID = idOf(k)
+			page = append(page, t)
+		}
+		return nil
+	})
+	return page, err
 }
 
 // backlogSummary is what Start needs to know of the store's queue: sums

@@ -148,20 +148,7 @@ const failedPage = 512
 // a page per read transaction, until fn returns false.
 func (e *Engine) eachFailed(ctx context.Context, from uint64, fn func(*Task) bool) error {
 	for {
-		var page []*Task
-		err := e.meta.View(ctx, func(tx meta.Tx) error {
-			page = page[:0]
-			it := tx.Iter(spaceFailed)
-			for k, v := it.Seek(idKey(from + 1)); k != nil && len(page) < failedPage; k, v = it.Next() {
-				t, err := decodeTask(k, v)
-				if err != nil {
-					return err
-				}
-				t.ID = idOf(k)
-				page = append(page, t)
-			}
-			return nil
-		})
+		page, err := e.taskPage(ctx, spaceFailed, from, failedPage)
 		if err != nil {
 			return fmt.Errorf("read failed replication: %w", err)
 		}
